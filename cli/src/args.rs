@@ -1,0 +1,134 @@
+//! Command-line syntax (clap). Every command's help ends with examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "belay",
+    version,
+    about = "Version the filesystems of MicroPython boards (and plain folders) like git commits",
+    long_about = "belay keeps deduplicated, compressed, content-addressed snapshots of boards and folders in a repository.\n\nExit codes: 0 success, 1 error, 2 usage error, 3 integrity problem found.",
+    after_help = "Examples:\n  belay -r ~/belay-repo init\n  export BELAY_REPO=~/belay-repo\n  belay backup ./my-board -m 'before flashing'\n  belay log\n  belay restore my-board --to ./restored"
+)]
+pub struct Cli {
+    /// Repository path (or set BELAY_REPO); goes before the command
+    #[arg(short = 'r', long = "repo", env = "BELAY_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of human output
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bars or informational messages
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More detail (e.g. every file a backup read)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new, empty repository
+    #[command(after_help = "Example:\n  belay -r /mnt/share/belay init")]
+    Init,
+
+    /// Take a snapshot of a folder or a board
+    #[command(
+        after_help = "Examples:\n  belay backup ./examples/board-image\n  belay backup dir:/media/CIRCUITPY --name pico-7 -m 'field test' --meta site=lab\n  belay backup ./proj --exclude '*.pyc' --exclude '/build'"
+    )]
+    Backup(BackupArgs),
+
+    /// Show snapshot history, newest first
+    #[command(
+        after_help = "Examples:\n  belay log                 # every snapshot of every source\n  belay log my-board -n 5   # the last 5 snapshots of one source\n  belay log --oneline"
+    )]
+    Log(LogArgs),
+
+    /// Show one snapshot in detail
+    #[command(after_help = "Example:\n  belay show my-board~1")]
+    Show {
+        /// Snapshot: id, id prefix, tag, source name, NAME~N
+        rev: String,
+    },
+
+    /// List the files of a snapshot
+    #[command(after_help = "Examples:\n  belay ls my-board\n  belay ls my-board:lib -r")]
+    Ls {
+        /// REV[:PATH]
+        spec: String,
+        /// List subdirectories recursively
+        #[arg(short = 'r', long = "recursive", visible_short_alias = 'R')]
+        recursive: bool,
+    },
+
+    /// Print a file of a snapshot to stdout
+    #[command(after_help = "Example:\n  belay cat my-board:main.py")]
+    Cat {
+        /// REV:PATH
+        spec: String,
+    },
+
+    /// Write a snapshot (or part of it) into a folder
+    #[command(
+        after_help = "Examples:\n  belay restore my-board --to ./restored\n  belay restore my-board~2:lib --to ./old-lib --include '*.py'\n  belay restore 1a2b3c4d --to ./x --dry-run"
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// A folder (PATH or dir:PATH)
+    pub source: String,
+    /// Source name (default: the folder's name); its history continues from its last snapshot
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Message recorded in the snapshot
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+    /// Leave out paths matching this gitignore-style glob (repeatable); .belayignore files are honoured too
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Metadata KEY=VALUE recorded in the snapshot (repeatable)
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// Leave out files that cannot be read (with a warning) instead of failing
+    #[arg(long)]
+    pub skip_unreadable: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// Start from this snapshot and follow its parents (default: every snapshot)
+    pub rev: Option<String>,
+    /// Show at most N snapshots
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub max_count: Option<usize>,
+    /// One line per snapshot
+    #[arg(long)]
+    pub oneline: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// REV[:PATH]: the snapshot, and optionally a file or directory inside it
+    pub spec: String,
+    /// Target folder (PATH or dir:PATH)
+    #[arg(long = "to", value_name = "TARGET")]
+    pub to: String,
+    /// Restore only paths matching this glob (repeatable); a glob without '/' also matches file names
+    #[arg(long = "include", value_name = "GLOB")]
+    pub includes: Vec<String>,
+    /// Print what would be written, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore into a non-empty target, overwriting files of the same name (nothing is deleted)
+    #[arg(long)]
+    pub force: bool,
+}

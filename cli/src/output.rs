@@ -1,0 +1,60 @@
+//! Formatting shared by commands: times, sizes, modes, JSON.
+
+use belay_store::ObjectId;
+use belay_store::snapshot::Snapshot;
+use belay_store::tree::{Node, TreeEntry};
+use serde_json::{Value, json};
+
+pub fn time_ns(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(ns as i128) {
+        Ok(t) => t
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+pub fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(ns as i128)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub fn size(n: u64) -> String {
+    bytesize::ByteSize::b(n).to_string()
+}
+
+pub fn mode_string(e: &TreeEntry) -> String {
+    let t = match e.node {
+        Node::Dir { .. } => 'd',
+        Node::Symlink { .. } => 'l',
+        Node::File { .. } => '-',
+    };
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let bits = (e.mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    if e.mode == 0 {
+        s.replace_range(1.., "?????????");
+    }
+    s
+}
+
+pub fn snapshot_json(id: &ObjectId, s: &Snapshot, tags: &[String]) -> Value {
+    json!({
+        "id": id.to_hex(),
+        "parents": s.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
+        "time": rfc3339(s.time_ns),
+        "source": s.source,
+        "message": s.message,
+        "tags": tags,
+    })
+}
+
+pub fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+}

@@ -1,0 +1,470 @@
+//! Backup: walk a source, reuse what the parent snapshot already holds,
+//! chunk + hash + compress the rest in parallel, build trees bottom-up,
+//! commit the snapshot, then move the source's ref.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256 as Sha256Hasher};
+
+use crate::chunker::ChunkerParams;
+use crate::error::{Error, Result};
+use crate::id::{ObjectId, Sha256};
+use crate::object::ObjectKind;
+use crate::path;
+use crate::repo::{RefKind, Repo};
+use crate::snapshot::{Snapshot, Summary};
+use crate::source::{Source, SourceEntry, SourceKind};
+use crate::tree::{Node, Tree, TreeEntry};
+use crate::walk;
+
+/// Files up to this size are read into memory whole; larger ones stream.
+const READ_WHOLE_BELOW: u64 = 8 << 20;
+
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    /// Source name (the branch). Its ref gives the parent.
+    pub name: String,
+    pub message: String,
+    /// `--meta K=V`, any order; stored sorted.
+    pub meta: Vec<(String, String)>,
+    pub host: String,
+    pub user: String,
+    /// Host clock, nanoseconds since the epoch.
+    pub time_ns: i64,
+    /// Leave out files that cannot be read (with a warning) instead of failing.
+    pub skip_unreadable: bool,
+}
+
+/// Callbacks for progress and warnings; all optional.
+pub trait BackupProgress: Sync {
+    /// The walk is done: this many files and bytes must be read.
+    fn start(&self, _files: u64, _bytes: u64) {}
+    /// Bytes of file content read.
+    fn bytes(&self, _n: u64) {}
+    /// One file finished.
+    fn file_done(&self) {}
+    fn warn(&self, _msg: &str) {}
+}
+
+pub struct NoProgress;
+impl BackupProgress for NoProgress {}
+
+#[derive(Clone, Debug)]
+pub struct BackupReport {
+    pub snapshot: ObjectId,
+    pub parent: Option<ObjectId>,
+    pub summary: Summary,
+    /// Files whose content was taken from the parent without reading it.
+    pub files_unchanged: u64,
+    pub warnings: Vec<String>,
+}
+
+/// What is known about a file already in the repository.
+#[derive(Clone)]
+struct KnownFile {
+    size: u64,
+    mtime_ns: Option<i64>,
+    sha256: Sha256,
+    chunks: Vec<ObjectId>,
+}
+
+struct Counters {
+    bytes_read: AtomicU64,
+    files_read: AtomicU64,
+    objects_added: AtomicU64,
+    bytes_added: AtomicU64,
+}
+
+pub fn backup(
+    repo: &Repo,
+    source: &dyn Source,
+    opts: &BackupOptions,
+    progress: &dyn BackupProgress,
+) -> Result<BackupReport> {
+    crate::repo::validate_ref_name(&opts.name)?;
+    let mut warnings = Vec::new();
+    let mut entries = source
+        .walk(&mut |w| {
+            progress.warn(&w);
+            warnings.push(w);
+        })
+        .map_err(|e| Error::Source {
+            path: source.location(),
+            source: e,
+        })?;
+    entries.retain(|e| match path::components(&e.path) {
+        Ok(c) if !c.is_empty() => true,
+        _ => {
+            let w = format!("skipping {:?}: not a safe path", path::display(&e.path));
+            progress.warn(&w);
+            warnings.push(w);
+            false
+        }
+    });
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries.dedup_by(|a, b| a.path == b.path);
+
+    // What the parent snapshot holds, by path and by content.
+    let parent = repo.read_ref(RefKind::Head, &opts.name)?;
+    let mut known_objects: HashSet<ObjectId> = HashSet::new();
+    let mut parent_files: HashMap<Vec<u8>, KnownFile> = HashMap::new();
+    if let Some(pid) = parent {
+        let psnap = repo.read_snapshot(&pid)?;
+        known_objects.insert(psnap.tree);
+        walk::visit(repo, &psnap.tree, b"", &mut |p, e| {
+            match &e.node {
+                Node::File {
+                    size,
+                    sha256,
+                    chunks,
+                } => {
+                    known_objects.extend(chunks.iter().copied());
+                    parent_files.insert(
+                        p.to_vec(),
+                        KnownFile {
+                            size: *size,
+                            mtime_ns: e.mtime_ns,
+                            sha256: *sha256,
+                            chunks: chunks.clone(),
+                        },
+                    );
+                }
+                Node::Dir { tree } => {
+                    known_objects.insert(*tree);
+                }
+                Node::Symlink { .. } => {}
+            }
+            Ok(())
+        })?;
+    }
+    let by_sha: HashMap<Sha256, &KnownFile> =
+        parent_files.values().map(|k| (k.sha256, k)).collect();
+
+    // Decide per file: reuse by (size, mtime), reuse by content hash, or read.
+    let mut nodes: HashMap<Vec<u8>, Node> = HashMap::new();
+    let mut to_read: Vec<&SourceEntry> = Vec::new();
+    let mut files_unchanged = 0u64;
+    let mut unsure: Vec<&SourceEntry> = Vec::new();
+    for e in entries.iter().filter(|e| e.kind == SourceKind::File) {
+        match parent_files.get(&e.path) {
+            Some(k)
+                if source.trusts_mtime()
+                    && k.size == e.size
+                    && k.mtime_ns.is_some()
+                    && k.mtime_ns == e.mtime_ns =>
+            {
+                files_unchanged += 1;
+                nodes.insert(e.path.clone(), file_node(k));
+            }
+            _ => unsure.push(e),
+        }
+    }
+    if !unsure.is_empty() {
+        let paths: Vec<&[u8]> = unsure.iter().map(|e| e.path.as_slice()).collect();
+        let hashes = source.hashes(&paths).map_err(|e| Error::Source {
+            path: source.location(),
+            source: e,
+        })?;
+        match hashes {
+            Some(hashes) => {
+                for (e, h) in unsure.iter().zip(hashes) {
+                    match by_sha.get(&h) {
+                        Some(k) if k.size == e.size => {
+                            files_unchanged += 1;
+                            nodes.insert(e.path.clone(), file_node(k));
+                        }
+                        _ => to_read.push(e),
+                    }
+                }
+            }
+            None => to_read = unsure,
+        }
+    }
+
+    let total_bytes: u64 = to_read.iter().map(|e| e.size).sum();
+    progress.start(to_read.len() as u64, total_bytes);
+    let counters = Counters {
+        bytes_read: AtomicU64::new(0),
+        files_read: AtomicU64::new(0),
+        objects_added: AtomicU64::new(0),
+        bytes_added: AtomicU64::new(0),
+    };
+    let known = Mutex::new(known_objects);
+    let chunker = repo.chunker();
+    let store_one = |e: &&SourceEntry| -> Result<Option<(Vec<u8>, Node)>> {
+        let r = store_file(repo, source, e, chunker, &known, &counters, progress);
+        progress.file_done();
+        match r {
+            Ok(node) => Ok(Some((e.path.clone(), node))),
+            Err(Error::Source { path, source: err })
+                if opts.skip_unreadable && is_unreadable(&err) =>
+            {
+                progress.warn(&format!("skipping unreadable {path}: {err}"));
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    };
+    let results: Vec<Option<(Vec<u8>, Node)>> = if source.parallel_reads() {
+        to_read.par_iter().map(store_one).collect::<Result<_>>()?
+    } else {
+        to_read.iter().map(store_one).collect::<Result<_>>()?
+    };
+    let mut skipped: HashSet<Vec<u8>> = to_read.iter().map(|e| e.path.clone()).collect();
+    for (p, node) in results.into_iter().flatten() {
+        skipped.remove(&p);
+        nodes.insert(p, node);
+    }
+    for p in &skipped {
+        warnings.push(format!("skipped unreadable {}", path::display(p)));
+    }
+
+    // Trees bottom-up. Every directory (including implied ones) gets a tree.
+    let mut summary = Summary::default();
+    let mut dirs: BTreeMap<Vec<u8>, Vec<TreeEntry>> = BTreeMap::new();
+    dirs.insert(Vec::new(), Vec::new());
+    let meta_of: HashMap<&[u8], &SourceEntry> =
+        entries.iter().map(|e| (e.path.as_slice(), e)).collect();
+    for e in &entries {
+        // Make sure every ancestor directory exists.
+        let mut p = e.path.as_slice();
+        while let Some(i) = p.iter().rposition(|&b| b == b'/') {
+            p = &p[..i];
+            dirs.entry(p.to_vec()).or_default();
+        }
+        match &e.kind {
+            SourceKind::Dir => {
+                dirs.entry(e.path.clone()).or_default();
+            }
+            SourceKind::File => {
+                if let Some(node) = nodes.remove(&e.path) {
+                    summary.files += 1;
+                    summary.bytes += node.size();
+                    push_entry(&mut dirs, &e.path, e, node);
+                }
+            }
+            SourceKind::Symlink { target } => {
+                summary.symlinks += 1;
+                push_entry(
+                    &mut dirs,
+                    &e.path,
+                    e,
+                    Node::Symlink {
+                        target: target.clone(),
+                    },
+                );
+            }
+        }
+    }
+    // Deepest directories first, so a child's tree id is known before its parent's.
+    let mut order: Vec<Vec<u8>> = dirs.keys().cloned().collect();
+    order.sort_by_key(|p| std::cmp::Reverse(depth(p)));
+    let mut root_id = None;
+    for d in order {
+        let mut entries_here = dirs.remove(&d).unwrap_or_default();
+        entries_here.sort_by(|a, b| a.name.cmp(&b.name));
+        let tree = Tree {
+            entries: entries_here,
+        };
+        let raw = tree.encode();
+        let id = ObjectId::compute(ObjectKind::Tree, &raw);
+        if known.lock().unwrap().insert(id) {
+            let out = repo.write_object_with_id(id, ObjectKind::Tree, &raw)?;
+            count(&counters, out);
+        }
+        if d.is_empty() {
+            root_id = Some(id);
+        } else {
+            summary.dirs += 1;
+            let (parent_dir, name) = split_last(&d);
+            let meta = meta_of.get(d.as_slice());
+            dirs.entry(parent_dir.to_vec())
+                .or_default()
+                .push(TreeEntry {
+                    name: name.to_vec(),
+                    mode: meta.map_or(0, |m| m.mode),
+                    mtime_ns: meta.and_then(|m| m.mtime_ns),
+                    node: Node::Dir { tree: id },
+                });
+        }
+    }
+
+    summary.files_read = counters.files_read.load(Ordering::Relaxed);
+    summary.bytes_read = counters.bytes_read.load(Ordering::Relaxed);
+    let mut meta = opts.meta.clone();
+    meta.sort();
+    meta.dedup_by(|a, b| a.0 == b.0);
+    let mut device = source.device_info();
+    device.sort();
+    device.dedup_by(|a, b| a.0 == b.0);
+    let mut snap = Snapshot {
+        tree: root_id.expect("root tree is always built"),
+        parents: parent.into_iter().collect(),
+        time_ns: opts.time_ns,
+        source: opts.name.clone(),
+        location: source.location(),
+        host: opts.host.clone(),
+        user: opts.user.clone(),
+        message: opts.message.clone(),
+        meta,
+        device,
+        chunker,
+        summary: Summary::default(),
+    };
+    // The snapshot's own size is part of what this backup adds; its size
+    // hardly depends on the numbers, so count it with a first encoding.
+    let snapshot_bytes = snap.encode().len() as u64 + crate::object::HEADER_LEN as u64;
+    summary.objects_added = counters.objects_added.load(Ordering::Relaxed) + 1;
+    summary.bytes_added = counters.bytes_added.load(Ordering::Relaxed) + snapshot_bytes;
+    snap.summary = summary.clone();
+    let (id, _) = repo.commit_snapshot(&snap)?;
+    repo.write_ref(RefKind::Head, &opts.name, &id)?;
+    Ok(BackupReport {
+        snapshot: id,
+        parent,
+        summary,
+        files_unchanged,
+        warnings,
+    })
+}
+
+fn file_node(k: &KnownFile) -> Node {
+    Node::File {
+        size: k.size,
+        sha256: k.sha256,
+        chunks: k.chunks.clone(),
+    }
+}
+
+fn depth(p: &[u8]) -> usize {
+    if p.is_empty() {
+        0
+    } else {
+        1 + p.iter().filter(|&&b| b == b'/').count()
+    }
+}
+
+fn split_last(p: &[u8]) -> (&[u8], &[u8]) {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (&[], p),
+    }
+}
+
+fn push_entry(dirs: &mut BTreeMap<Vec<u8>, Vec<TreeEntry>>, p: &[u8], e: &SourceEntry, node: Node) {
+    let (dir, name) = split_last(p);
+    dirs.entry(dir.to_vec()).or_default().push(TreeEntry {
+        name: name.to_vec(),
+        mode: e.mode,
+        mtime_ns: e.mtime_ns,
+        node,
+    });
+}
+
+fn is_unreadable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+    )
+}
+
+fn count(c: &Counters, out: crate::repo::WriteOutcome) {
+    if out.created {
+        c.objects_added.fetch_add(1, Ordering::Relaxed);
+        c.bytes_added.fetch_add(out.bytes_added, Ordering::Relaxed);
+    }
+}
+
+/// Store one chunk unless this backup or the parent already has it.
+fn store_chunk(
+    repo: &Repo,
+    data: &[u8],
+    known: &Mutex<HashSet<ObjectId>>,
+    c: &Counters,
+) -> Result<ObjectId> {
+    let id = ObjectId::compute(ObjectKind::Chunk, data);
+    if known.lock().unwrap().insert(id) {
+        let out = repo.write_object_with_id(id, ObjectKind::Chunk, data)?;
+        count(c, out);
+    }
+    Ok(id)
+}
+
+/// Read one file from the source and store its chunks.
+fn store_file(
+    repo: &Repo,
+    source: &dyn Source,
+    e: &SourceEntry,
+    chunker: ChunkerParams,
+    known: &Mutex<HashSet<ObjectId>>,
+    c: &Counters,
+    progress: &dyn BackupProgress,
+) -> Result<Node> {
+    let src_err = |err: io::Error| Error::Source {
+        path: path::display(&e.path),
+        source: err,
+    };
+    let mut reader = source.open(&e.path).map_err(src_err)?;
+    let mut sha = Sha256Hasher::new();
+    let mut chunks = Vec::new();
+    let size;
+    if e.size < READ_WHOLE_BELOW {
+        let mut data = Vec::with_capacity(e.size as usize);
+        reader.read_to_end(&mut data).map_err(src_err)?;
+        progress.bytes(data.len() as u64);
+        sha.update(&data);
+        for (off, len) in chunker.cut(&data) {
+            chunks.push(store_chunk(repo, &data[off..off + len], known, c)?);
+        }
+        size = data.len() as u64;
+    } else {
+        let mut counted = CountingReader {
+            inner: reader,
+            sha: &mut sha,
+            n: 0,
+            progress,
+        };
+        let cdc = fastcdc::v2020::StreamCDC::new(
+            &mut counted,
+            chunker.min_size as usize,
+            chunker.avg_size as usize,
+            chunker.max_size as usize,
+        );
+        for chunk in cdc {
+            let chunk = chunk.map_err(|err| match err {
+                fastcdc::v2020::Error::IoError(io) => src_err(io),
+                other => src_err(io::Error::other(other.to_string())),
+            })?;
+            chunks.push(store_chunk(repo, &chunk.data, known, c)?);
+        }
+        size = counted.n;
+    }
+    c.files_read.fetch_add(1, Ordering::Relaxed);
+    c.bytes_read.fetch_add(size, Ordering::Relaxed);
+    Ok(Node::File {
+        size,
+        sha256: sha.finalize().into(),
+        chunks,
+    })
+}
+
+struct CountingReader<'a, R> {
+    inner: R,
+    sha: &'a mut Sha256Hasher,
+    n: u64,
+    progress: &'a dyn BackupProgress,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        self.n += n as u64;
+        self.progress.bytes(n as u64);
+        Ok(n)
+    }
+}

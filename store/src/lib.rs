@@ -1,0 +1,34 @@
+//! The belay repository: content-addressed, deduplicated, compressed storage
+//! of file trees and the snapshots that name them.
+//!
+//! Layering, bottom to top:
+//! - [`id`], [`codec`], [`object`]: object ids, the frozen postcard codec and
+//!   the on-disk object envelope (header + zstd payload).
+//! - [`chunker`]: content-defined chunking (FastCDC v2020).
+//! - [`tree`], [`snapshot`]: the hashed structures.
+//! - [`repo`]: the repository directory (config, objects, markers, refs).
+//! - [`source`]: the traits through which files come in and go out; the
+//!   store never knows whether they live in a folder or on a board.
+//! - [`backup`], [`restore`], [`walk`], [`rev`]: operations as graph walks.
+//!
+//! `docs/format.md` is the specification of everything written here.
+
+pub mod atomic;
+pub mod backup;
+pub mod chunker;
+pub mod codec;
+pub mod error;
+pub mod id;
+pub mod object;
+pub mod path;
+pub mod repo;
+pub mod restore;
+pub mod rev;
+pub mod snapshot;
+pub mod source;
+pub mod tree;
+pub mod walk;
+
+pub use error::{Error, Result};
+pub use id::ObjectId;
+pub use repo::Repo;

@@ -1,0 +1,108 @@
+//! Paths inside a snapshot: byte strings of `/`-separated names, relative,
+//! with no empty, `.` or `..` component. Names are raw bytes because boards
+//! and Unix filesystems allow names that are not UTF-8.
+
+/// Is `name` acceptable as one entry name in a tree?
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+}
+
+/// Split a relative path into its components, rejecting anything unsafe.
+pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, String> {
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    if path.starts_with(b"/") {
+        return Err(format!("absolute path {:?}", display(path)));
+    }
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    for p in &parts {
+        if !valid_name(p) {
+            return Err(format!("unsafe path component in {:?}", display(path)));
+        }
+    }
+    Ok(parts)
+}
+
+/// Join a directory path and a name.
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+/// Lossless-enough display: valid UTF-8 as is, other bytes as `\xNN`.
+pub fn display(path: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in path.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Parse a path typed by a user (UTF-8, `\xNN` escapes as printed by
+/// [`display`]) back into bytes, without leading or trailing slashes.
+pub fn parse_user_path(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1] == b'x'
+            && let (Some(h), Some(l)) = (hexval(b[i + 2]), hexval(b[i + 3]))
+        {
+            out.push(h * 16 + l);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    let trimmed: &[u8] = {
+        let mut s = &out[..];
+        while let [b'/', rest @ ..] = s {
+            s = rest;
+        }
+        while let [rest @ .., b'/'] = s {
+            s = rest;
+        }
+        s
+    };
+    trimmed.to_vec()
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_components_are_rejected() {
+        assert!(components(b"a/../b").is_err());
+        assert!(components(b"/etc/passwd").is_err());
+        assert!(components(b"a/./b").is_err());
+        assert_eq!(components(b"a/b").unwrap(), vec![&b"a"[..], &b"b"[..]]);
+    }
+
+    #[test]
+    fn display_roundtrips_through_parse() {
+        let p = b"lib/caf\xe9/x y".to_vec();
+        assert_eq!(parse_user_path(&display(&p)), p);
+        assert_eq!(parse_user_path("/lib/"), b"lib".to_vec());
+    }
+}

@@ -1,0 +1,519 @@
+//! The repository directory: config, objects, snapshot markers, refs.
+//! See `docs/format.md` for the layout; this module is its only writer.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::{self, Published, TEMP_PREFIX};
+use crate::chunker::ChunkerParams;
+use crate::error::{Error, IoContext, Result};
+use crate::id::ObjectId;
+use crate::object::{self, HEADER_LEN, Header, ObjectKind};
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+/// The repository format version this code reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compression {
+    pub algorithm: String,
+    pub level: i32,
+}
+
+/// The `config` file (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub format: String,
+    pub version: u64,
+    pub id: String,
+    pub chunker: ChunkerParams,
+    pub compression: Compression,
+}
+
+/// Which kind of ref.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    /// `refs/heads/<source>`: the latest snapshot of a source.
+    Head,
+    /// `refs/tags/<name>`: a named snapshot.
+    Tag,
+}
+
+impl RefKind {
+    fn dir(self) -> &'static str {
+        match self {
+            RefKind::Head => "refs/heads",
+            RefKind::Tag => "refs/tags",
+        }
+    }
+}
+
+/// What writing one object did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOutcome {
+    /// Bytes of the object file when this call created it; 0 when it existed.
+    pub bytes_added: u64,
+    pub created: bool,
+}
+
+pub struct Repo {
+    root: PathBuf,
+    config: Config,
+    /// Object files created but not yet made durable (see [`Repo::flush`]).
+    unsynced: Mutex<Vec<PathBuf>>,
+    trees_read: AtomicU64,
+}
+
+impl Repo {
+    /// Create a new repository at `root` (which must not exist or be empty).
+    pub fn init(root: &Path) -> Result<Repo> {
+        Repo::init_with(root, ChunkerParams::default(), DEFAULT_ZSTD_LEVEL)
+    }
+
+    pub fn init_with(root: &Path, chunker: ChunkerParams, level: i32) -> Result<Repo> {
+        chunker.validate().map_err(|reason| Error::BadConfig {
+            path: root.join("config"),
+            reason,
+        })?;
+        if root.join("config").exists() {
+            return Err(Error::AlreadyARepository(root.to_path_buf()));
+        }
+        match fs::read_dir(root) {
+            Ok(mut it) => {
+                if it.next().is_some() {
+                    return Err(Error::InitTargetNotEmpty(root.to_path_buf()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(root).at(root)?;
+            }
+            Err(e) => return Err(Error::io(root, e)),
+        }
+        for d in [
+            "objects",
+            "snapshots",
+            "refs/heads",
+            "refs/tags",
+            "trash",
+            "locks",
+            "sessions",
+        ] {
+            fs::create_dir_all(root.join(d)).at(root.join(d))?;
+        }
+        let mut idb = [0u8; 32];
+        File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut idb))
+            .unwrap_or_else(|_| {
+                let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+                idb = *blake3::hash(seed.as_bytes()).as_bytes();
+            });
+        let config = Config {
+            format: "belay".into(),
+            version: FORMAT_VERSION,
+            id: hex::encode(idb),
+            chunker,
+            compression: Compression {
+                algorithm: "zstd".into(),
+                level,
+            },
+        };
+        let mut text = serde_json::to_string_pretty(&config).expect("config serializes");
+        text.push('\n');
+        // The config is written last: until it exists, this is not a repository.
+        atomic::publish_replace(&root.join("config"), text.as_bytes()).at(root.join("config"))?;
+        Repo::open(root)
+    }
+
+    pub fn open(root: &Path) -> Result<Repo> {
+        let path = root.join("config");
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository(root.to_path_buf()));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| Error::BadConfig {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if value.get("format").and_then(|f| f.as_str()) != Some("belay") {
+            return Err(Error::BadConfig {
+                path,
+                reason: "\"format\" is not \"belay\"".into(),
+            });
+        }
+        let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let config: Config = serde_json::from_value(value).map_err(|e| Error::BadConfig {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        config
+            .chunker
+            .validate()
+            .map_err(|reason| Error::BadConfig {
+                path: path.clone(),
+                reason,
+            })?;
+        if config.compression.algorithm != "zstd" {
+            return Err(Error::BadConfig {
+                path,
+                reason: format!("unknown compression {:?}", config.compression.algorithm),
+            });
+        }
+        Ok(Repo {
+            root: root.to_path_buf(),
+            config,
+            unsynced: Mutex::new(Vec::new()),
+            trees_read: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn chunker(&self) -> ChunkerParams {
+        self.config.chunker
+    }
+
+    /// How many tree objects this handle has read (for cost tests).
+    pub fn trees_read(&self) -> u64 {
+        self.trees_read.load(Ordering::Relaxed)
+    }
+
+    // ---- objects -------------------------------------------------------
+
+    pub fn object_path(&self, id: &ObjectId) -> PathBuf {
+        let h = id.to_hex();
+        self.root
+            .join("objects")
+            .join(&h[0..2])
+            .join(&h[2..4])
+            .join(&h)
+    }
+
+    /// Does a complete object file exist for `id`? A file that is empty or
+    /// shorter than its header says counts as missing (a torn write).
+    pub fn has_object(&self, id: &ObjectId) -> bool {
+        self.object_is_complete(&self.object_path(id))
+    }
+
+    fn object_is_complete(&self, path: &Path) -> bool {
+        let Ok(mut f) = File::open(path) else {
+            return false;
+        };
+        let Ok(meta) = f.metadata() else { return false };
+        let mut h = [0u8; HEADER_LEN];
+        if f.read_exact(&mut h).is_err() {
+            return false;
+        }
+        match Header::decode(&h) {
+            Ok(h) => meta.len() == HEADER_LEN as u64 + h.stored_len,
+            Err(_) => false,
+        }
+    }
+
+    /// Store `raw` as an object of `kind`; returns its id and whether this
+    /// call created it. The object is not yet durable: call [`Repo::flush`]
+    /// before anything that must survive a crash refers to it.
+    pub fn write_object(&self, kind: ObjectKind, raw: &[u8]) -> Result<(ObjectId, WriteOutcome)> {
+        let id = ObjectId::compute(kind, raw);
+        let out = self.write_object_with_id(id, kind, raw)?;
+        Ok((id, out))
+    }
+
+    /// As [`Repo::write_object`] with the id already computed by the caller.
+    pub fn write_object_with_id(
+        &self,
+        id: ObjectId,
+        kind: ObjectKind,
+        raw: &[u8],
+    ) -> Result<WriteOutcome> {
+        let path = self.object_path(&id);
+        if self.object_is_complete(&path) {
+            return Ok(WriteOutcome::default());
+        }
+        let bytes = object::encode_object(kind, raw, self.config.compression.level);
+        match atomic::publish_new(&path, &bytes, false).at(&path)? {
+            Published::Created => {
+                self.unsynced.lock().unwrap().push(path);
+                Ok(WriteOutcome {
+                    bytes_added: bytes.len() as u64,
+                    created: true,
+                })
+            }
+            Published::AlreadyExisted => {
+                if self.object_is_complete(&path) {
+                    return Ok(WriteOutcome::default());
+                }
+                // A torn object from a crashed writer: replace it.
+                atomic::publish_replace(&path, &bytes).at(&path)?;
+                Ok(WriteOutcome {
+                    bytes_added: bytes.len() as u64,
+                    created: true,
+                })
+            }
+        }
+    }
+
+    /// Make every object written through this handle durable: one `syncfs`
+    /// where the OS has it, else an fsync per file and directory.
+    pub fn flush(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.unsynced.lock().unwrap());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if atomic::sync_filesystem(&self.root).at(&self.root)? {
+            return Ok(());
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for p in &pending {
+            File::open(p).and_then(|f| f.sync_all()).at(p)?;
+            dirs.insert(p.parent().unwrap().to_path_buf());
+        }
+        for d in dirs {
+            atomic::fsync_dir(&d).at(&d)?;
+        }
+        Ok(())
+    }
+
+    /// Read, decompress and verify an object. Any mismatch between the bytes
+    /// and the id names the object's path.
+    pub fn read_object(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
+        let path = self.object_path(id);
+        let file = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingObject {
+                    id: id.to_hex(),
+                    path,
+                });
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: id.to_hex(),
+            path: path.clone(),
+            reason,
+        };
+        if file.is_empty() {
+            return Err(Error::MissingObject {
+                id: id.to_hex(),
+                path,
+            });
+        }
+        let (header, raw) = object::decode_object(&file).map_err(corrupt)?;
+        if ObjectId::compute(header.kind, &raw) != *id {
+            return Err(corrupt("content does not match its id".into()));
+        }
+        if header.kind != expected {
+            return Err(Error::WrongKind {
+                id: id.to_hex(),
+                found: header.kind.name(),
+                expected: expected.name(),
+            });
+        }
+        Ok(raw)
+    }
+
+    pub fn read_tree(&self, id: &ObjectId) -> Result<Tree> {
+        self.trees_read.fetch_add(1, Ordering::Relaxed);
+        let raw = self.read_object(id, ObjectKind::Tree)?;
+        Tree::decode(&raw).map_err(|reason| Error::CorruptObject {
+            id: id.to_hex(),
+            path: self.object_path(id),
+            reason,
+        })
+    }
+
+    pub fn read_snapshot(&self, id: &ObjectId) -> Result<Snapshot> {
+        let raw = self.read_object(id, ObjectKind::Snapshot)?;
+        Snapshot::decode(&raw).map_err(|reason| Error::CorruptObject {
+            id: id.to_hex(),
+            path: self.object_path(id),
+            reason,
+        })
+    }
+
+    pub fn write_tree(&self, tree: &Tree) -> Result<(ObjectId, WriteOutcome)> {
+        self.write_object(ObjectKind::Tree, &tree.encode())
+    }
+
+    // ---- snapshots -----------------------------------------------------
+
+    /// Commit a snapshot: make every pending object durable, write the
+    /// snapshot object, then its marker. Moving a ref is the caller's last step.
+    pub fn commit_snapshot(&self, snap: &Snapshot) -> Result<(ObjectId, WriteOutcome)> {
+        self.flush()?;
+        let raw = snap.encode();
+        let (id, out) = self.write_object(ObjectKind::Snapshot, &raw)?;
+        self.flush()?;
+        self.add_marker(&id)?;
+        Ok((id, out))
+    }
+
+    fn marker_path(&self, id: &ObjectId) -> PathBuf {
+        self.root.join("snapshots").join(id.to_hex())
+    }
+
+    pub fn add_marker(&self, id: &ObjectId) -> Result<()> {
+        let path = self.marker_path(id);
+        atomic::publish_new(&path, b"", true).at(&path)?;
+        atomic::fsync_dir(path.parent().unwrap()).at(&path)
+    }
+
+    /// Ids of every live snapshot (the gc roots), sorted. Names that are not
+    /// ids (temp files, stray files) are ignored.
+    pub fn list_snapshots(&self) -> Result<Vec<ObjectId>> {
+        let dir = self.root.join("snapshots");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).at(&dir)? {
+            let e = e.at(&dir)?;
+            if let Some(id) = e.file_name().to_str().and_then(ObjectId::from_hex) {
+                out.push(id);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    // ---- refs ----------------------------------------------------------
+
+    fn ref_path(&self, kind: RefKind, name: &str) -> PathBuf {
+        self.root.join(kind.dir()).join(name)
+    }
+
+    pub fn read_ref(&self, kind: RefKind, name: &str) -> Result<Option<ObjectId>> {
+        validate_ref_name(name)?;
+        let path = self.ref_path(kind, name);
+        match fs::read_to_string(&path) {
+            Ok(text) => parse_ref(&text).map(Some).ok_or_else(|| Error::BadRef {
+                path,
+                reason: "does not hold a 64-digit snapshot id".into(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    pub fn write_ref(&self, kind: RefKind, name: &str, id: &ObjectId) -> Result<()> {
+        validate_ref_name(name)?;
+        let path = self.ref_path(kind, name);
+        atomic::publish_replace(&path, format!("{id}\n").as_bytes()).at(&path)
+    }
+
+    /// Remove a ref; returns whether it existed.
+    pub fn delete_ref(&self, kind: RefKind, name: &str) -> Result<bool> {
+        validate_ref_name(name)?;
+        let path = self.ref_path(kind, name);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Every ref of a kind, by name. A ref file that does not hold an id is
+    /// an error naming it.
+    pub fn list_refs(&self, kind: RefKind) -> Result<BTreeMap<String, ObjectId>> {
+        let dir = self.root.join(kind.dir());
+        let mut out = BTreeMap::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        for e in entries {
+            let e = e.at(&dir)?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() {
+                continue;
+            }
+            if let Some(id) = self.read_ref(kind, &name)? {
+                out.insert(name, id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_ref(text: &str) -> Option<ObjectId> {
+    ObjectId::from_hex(text.lines().next()?.trim())
+}
+
+/// Source and tag names become file names under `refs/`, so they are
+/// limited: 1–200 bytes of UTF-8, no `/`, `\`, `:`, `~`, `^`, `@{`, control
+/// characters or NUL, not starting with `.` or `-`.
+pub fn validate_ref_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() || name.len() > 200 {
+        return bad("must be 1 to 200 bytes long");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return bad("must not start with '.' or '-'");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '/' | '\\' | ':' | '~' | '^' | '*' | '?' | '['))
+        || name.contains("@{")
+    {
+        return bad(
+            "must not contain '/', '\\', ':', '~', '^', '*', '?', '[', '@{' or control characters",
+        );
+    }
+    Ok(())
+}
+
+/// Turn an arbitrary string (a folder's name) into a valid ref name.
+pub fn sanitize_ref_name(raw: &str) -> String {
+    let mut s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '~' | '^' | '*' | '?' | '[') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    s = s.replace("@{", "_{");
+    while s.starts_with('.') || s.starts_with('-') {
+        s.replace_range(0..1, "_");
+    }
+    if s.is_empty() {
+        s = "root".into();
+    }
+    while s.len() > 200 {
+        s.pop();
+    }
+    s
+}

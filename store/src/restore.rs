@@ -1,0 +1,267 @@
+//! Restore: walk a snapshot (or a part of it) and write it into a [`Sink`],
+//! verifying every byte against the stored ids as it is written.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256 as Sha256Hasher};
+
+use crate::error::{Error, Result};
+use crate::id::{ObjectId, Sha256};
+use crate::object::ObjectKind;
+use crate::path;
+use crate::repo::Repo;
+use crate::source::{EntryMeta, Sink};
+use crate::tree::{Node, TreeEntry};
+use crate::walk;
+
+/// One entry to restore, with its path relative to the target.
+#[derive(Clone, Debug)]
+pub struct PlannedEntry {
+    pub path: Vec<u8>,
+    pub entry: TreeEntry,
+}
+
+/// What to restore: every entry below `entry` (a directory: its contents;
+/// a file or symlink: itself, named `entry.name`), narrowed by `include`.
+pub fn plan(
+    repo: &Repo,
+    entry: &TreeEntry,
+    include: Option<&dyn Fn(&[u8]) -> bool>,
+) -> Result<Vec<PlannedEntry>> {
+    let mut all = Vec::new();
+    match &entry.node {
+        Node::Dir { tree } => {
+            walk::visit(repo, tree, b"", &mut |p, e| {
+                all.push(PlannedEntry {
+                    path: p.to_vec(),
+                    entry: e.clone(),
+                });
+                Ok(())
+            })?;
+        }
+        _ => all.push(PlannedEntry {
+            path: entry.name.clone(),
+            entry: entry.clone(),
+        }),
+    }
+    for p in &all {
+        path::components(&p.path)
+            .map_err(|e| Error::Unsafe(format!("refusing to restore: {e}")))?;
+    }
+    let Some(include) = include else {
+        return Ok(all);
+    };
+    // An entry is selected when it or one of its directories matches; a
+    // directory is kept when it is selected or leads to something selected.
+    let selected = |p: &[u8]| include(p) || ancestors(p).iter().any(|a| include(a));
+    let mut keep: Vec<bool> = all.iter().map(|p| selected(&p.path)).collect();
+    let leads_to: std::collections::HashSet<Vec<u8>> = all
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .flat_map(|(p, _)| ancestors(&p.path))
+        .collect();
+    for (i, p) in all.iter().enumerate() {
+        if leads_to.contains(&p.path) {
+            keep[i] = true;
+        }
+    }
+    Ok(all
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(p, _)| p)
+        .collect())
+}
+
+fn ancestors(p: &[u8]) -> Vec<Vec<u8>> {
+    p.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .map(|(i, _)| p[..i].to_vec())
+        .collect()
+}
+
+pub trait RestoreProgress: Sync {
+    fn start(&self, _files: u64, _bytes: u64) {}
+    fn bytes(&self, _n: u64) {}
+    fn file_done(&self) {}
+}
+
+pub struct NoProgress;
+impl RestoreProgress for NoProgress {}
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+}
+
+/// Write the planned entries into `sink`: directories first, then files
+/// (verified), then symlinks (last, so no file is written through one),
+/// then directory metadata from the deepest up.
+pub fn restore(
+    repo: &Repo,
+    planned: &[PlannedEntry],
+    sink: &dyn Sink,
+    progress: &dyn RestoreProgress,
+) -> Result<RestoreReport> {
+    let sink_err = |p: &[u8], e: io::Error| Error::Sink {
+        path: path::display(p),
+        source: e,
+    };
+    let mut report = RestoreReport::default();
+    for p in planned {
+        if let Node::Dir { .. } = p.entry.node {
+            sink.mkdir(&p.path).map_err(|e| sink_err(&p.path, e))?;
+            report.dirs += 1;
+        }
+    }
+    let files: Vec<&PlannedEntry> = planned
+        .iter()
+        .filter(|p| matches!(p.entry.node, Node::File { .. }))
+        .collect();
+    let total: u64 = files.iter().map(|p| p.entry.node.size()).sum();
+    progress.start(files.len() as u64, total);
+    let written = AtomicU64::new(0);
+    let write_one = |p: &&PlannedEntry| -> Result<()> {
+        let Node::File {
+            size,
+            sha256,
+            chunks,
+        } = &p.entry.node
+        else {
+            unreachable!()
+        };
+        let mut reader = ContentReader::new(repo, chunks, *size, *sha256, &p.path);
+        let meta = EntryMeta {
+            mode: p.entry.mode,
+            mtime_ns: p.entry.mtime_ns,
+        };
+        let r = sink.write_file(&p.path, *size, &mut reader, &meta);
+        if let Some(err) = reader.error.take() {
+            return Err(err);
+        }
+        r.map_err(|e| sink_err(&p.path, e))?;
+        written.fetch_add(*size, Ordering::Relaxed);
+        progress.bytes(*size);
+        progress.file_done();
+        Ok(())
+    };
+    if sink.parallel_writes() {
+        files.par_iter().try_for_each(write_one)?;
+    } else {
+        files.iter().try_for_each(write_one)?;
+    }
+    report.files = files.len() as u64;
+    report.bytes = written.load(Ordering::Relaxed);
+    for p in planned {
+        if let Node::Symlink { target } = &p.entry.node {
+            let meta = EntryMeta {
+                mode: p.entry.mode,
+                mtime_ns: p.entry.mtime_ns,
+            };
+            sink.symlink(&p.path, target, &meta)
+                .map_err(|e| sink_err(&p.path, e))?;
+            report.symlinks += 1;
+        }
+    }
+    for p in planned.iter().rev() {
+        if let Node::Dir { .. } = p.entry.node {
+            let meta = EntryMeta {
+                mode: p.entry.mode,
+                mtime_ns: p.entry.mtime_ns,
+            };
+            sink.finish_dir(&p.path, &meta)
+                .map_err(|e| sink_err(&p.path, e))?;
+        }
+    }
+    Ok(report)
+}
+
+/// Streams a file's content from its chunks. Each chunk is verified by its
+/// id when read; the whole file is checked against its size and SHA-256 at
+/// the end. A failure is reported as an `io::Error` to the sink (so it
+/// discards the file) and kept in `error` for a precise message.
+pub struct ContentReader<'a> {
+    repo: &'a Repo,
+    chunks: &'a [ObjectId],
+    next: usize,
+    buf: Vec<u8>,
+    pos: usize,
+    size: u64,
+    seen: u64,
+    sha: Sha256Hasher,
+    expected: Sha256,
+    path: &'a [u8],
+    pub error: Option<Error>,
+}
+
+impl<'a> ContentReader<'a> {
+    pub fn new(
+        repo: &'a Repo,
+        chunks: &'a [ObjectId],
+        size: u64,
+        expected: Sha256,
+        path: &'a [u8],
+    ) -> Self {
+        ContentReader {
+            repo,
+            chunks,
+            next: 0,
+            buf: Vec::new(),
+            pos: 0,
+            size,
+            seen: 0,
+            sha: Sha256Hasher::new(),
+            expected,
+            path,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> io::Error {
+        let io = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+        self.error = Some(e);
+        io
+    }
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.next == self.chunks.len() {
+                let digest: Sha256 = self.sha.clone().finalize().into();
+                if self.seen != self.size || digest != self.expected {
+                    let e = Error::Verify(format!(
+                        "{}: restored content does not match the snapshot (size {} of {}, or hash mismatch)",
+                        path::display(self.path),
+                        self.seen,
+                        self.size
+                    ));
+                    return Err(self.fail(e));
+                }
+                return Ok(0);
+            }
+            let id = self.chunks[self.next];
+            self.next += 1;
+            match self.repo.read_object(&id, ObjectKind::Chunk) {
+                Ok(data) => {
+                    self.sha.update(&data);
+                    self.seen += data.len() as u64;
+                    self.buf = data;
+                    self.pos = 0;
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

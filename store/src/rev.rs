@@ -1,0 +1,118 @@
+//! Revision syntax, as git users expect it:
+//!
+//! ```text
+//! <id>           a full 64-digit snapshot id
+//! <prefix>       4 or more leading hex digits of one (must be unique)
+//! <tag>          a tag name
+//! <source>       a source name: its latest snapshot
+//! <rev>~N        N parents back (first parent);  <rev>~ is <rev>~1
+//! <rev>^         the first parent
+//! <rev>:<path>   a path inside the snapshot (for ls, cat, restore)
+//! ```
+//!
+//! Tags win over source names, and both over id prefixes.
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::repo::{RefKind, Repo};
+
+/// Split `REV[:PATH]`. Names cannot contain `:`, so the first one separates.
+pub fn split_path(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((rev, path)) => (rev, Some(path)),
+        None => (spec, None),
+    }
+}
+
+pub fn resolve(repo: &Repo, rev: &str) -> Result<ObjectId> {
+    let (base, ops) = match rev.find(['~', '^']) {
+        Some(i) => (&rev[..i], &rev[i..]),
+        None => (rev, ""),
+    };
+    if base.is_empty() {
+        return Err(Error::Rev(format!(
+            "invalid revision {rev:?}: expected a snapshot id, tag or source name"
+        )));
+    }
+    let mut id = resolve_base(repo, base)?;
+    let mut rest = ops;
+    while !rest.is_empty() {
+        let (op, tail) = rest.split_at(1);
+        let digits: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
+        rest = &tail[digits.len()..];
+        let n: usize = if digits.is_empty() {
+            1
+        } else {
+            digits
+                .parse()
+                .map_err(|_| Error::Rev(format!("invalid count in {rev:?}")))?
+        };
+        let steps = match op {
+            "~" => n,
+            // `^N` would pick the Nth parent; snapshots have one parent.
+            _ if n == 1 => 1,
+            _ => {
+                return Err(Error::Rev(format!(
+                    "{rev:?}: snapshots have a single parent; use ~N to go back N snapshots"
+                )));
+            }
+        };
+        for _ in 0..steps {
+            let snap = repo.read_snapshot(&id)?;
+            let Some(parent) = snap.parents.first() else {
+                return Err(Error::Rev(format!(
+                    "{rev:?} goes back past the first snapshot of {:?}",
+                    snap.source
+                )));
+            };
+            if !repo.has_object(parent) {
+                return Err(Error::Rev(format!(
+                    "{rev:?} reaches snapshot {} which was forgotten",
+                    parent.short()
+                )));
+            }
+            id = *parent;
+        }
+    }
+    Ok(id)
+}
+
+fn resolve_base(repo: &Repo, base: &str) -> Result<ObjectId> {
+    if let Some(id) = ObjectId::from_hex(base) {
+        if repo.has_object(&id) {
+            return Ok(id);
+        }
+        return Err(Error::Rev(format!("no snapshot {base} in this repository")));
+    }
+    if crate::repo::validate_ref_name(base).is_ok() {
+        if let Some(id) = repo.read_ref(RefKind::Tag, base)? {
+            return Ok(id);
+        }
+        if let Some(id) = repo.read_ref(RefKind::Head, base)? {
+            return Ok(id);
+        }
+    }
+    let is_hex = base.len() >= 4 && base.len() < 64 && base.chars().all(|c| c.is_ascii_hexdigit());
+    if is_hex {
+        let prefix = base.to_ascii_lowercase();
+        let matches: Vec<ObjectId> = repo
+            .list_snapshots()?
+            .into_iter()
+            .filter(|id| id.to_hex().starts_with(&prefix))
+            .collect();
+        match matches.len() {
+            1 => return Ok(matches[0]),
+            0 => {}
+            _ => {
+                let list: Vec<String> = matches.iter().map(|m| m.short()).collect();
+                return Err(Error::Rev(format!(
+                    "snapshot id prefix {base:?} is ambiguous: it matches {}; give more digits",
+                    list.join(", ")
+                )));
+            }
+        }
+    }
+    Err(Error::Rev(format!(
+        "unknown revision {base:?}: not a snapshot id, tag or source name (`belay log` lists snapshots)"
+    )))
+}

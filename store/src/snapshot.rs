@@ -1,0 +1,76 @@
+//! Snapshots: the commit objects of belay. A snapshot names a root tree, its
+//! parents (history only: they keep nothing alive), when and where it was
+//! taken and what the source said about itself.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunker::ChunkerParams;
+use crate::codec;
+use crate::id::ObjectId;
+
+/// Totals recorded at backup time. Field order is part of the format.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Sum of the sizes of all files.
+    pub bytes: u64,
+    /// Files whose content was read from the source (new or changed).
+    pub files_read: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Objects this backup added to the repository, and their size on disk.
+    pub objects_added: u64,
+    pub bytes_added: u64,
+}
+
+/// Field order is part of the format (see `docs/format.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub tree: ObjectId,
+    pub parents: Vec<ObjectId>,
+    /// Host clock at backup time, nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// The source name (the branch): a folder's name or a board's id.
+    pub source: String,
+    /// Where the files came from, e.g. `dir:/home/ana/proj` or
+    /// `serial:/dev/ttyACM0`.
+    pub location: String,
+    pub host: String,
+    pub user: String,
+    pub message: String,
+    /// User metadata (`--meta K=V`), sorted by key, keys unique.
+    pub meta: Vec<(String, String)>,
+    /// What the source said about itself (board firmware, ids), sorted by key.
+    pub device: Vec<(String, String)>,
+    pub chunker: ChunkerParams,
+    pub summary: Summary,
+}
+
+#[derive(Serialize, Deserialize)]
+enum SnapshotRecord {
+    V1(Snapshot),
+}
+
+impl Snapshot {
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(&SnapshotRecord::V1(self.clone()))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+        let SnapshotRecord::V1(s) = codec::decode::<SnapshotRecord>(bytes)?;
+        for list in [&s.meta, &s.device] {
+            if list.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err("metadata keys not sorted or not unique".into());
+            }
+        }
+        Ok(s)
+    }
+
+    /// `time_ns` as a timestamp.
+    pub fn time(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_nanosecond(self.time_ns as i128)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+}

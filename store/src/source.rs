@@ -1,0 +1,106 @@
+//! The two traits through which files enter and leave the store. A folder
+//! and a MicroPython board both implement them (in the transport crate); the
+//! store only sees paths, metadata and byte streams.
+
+use std::io::{self, Read};
+
+use crate::id::Sha256;
+
+/// What a source entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    File,
+    Dir,
+    Symlink { target: Vec<u8> },
+}
+
+/// One entry found by walking a source. `path` is relative to the source's
+/// root, `/`-separated, raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceEntry {
+    pub path: Vec<u8>,
+    pub kind: SourceKind,
+    /// File size in bytes (0 for directories).
+    pub size: u64,
+    /// Unix permission bits, 0 when the source has none (boards).
+    pub mode: u32,
+    pub mtime_ns: Option<i64>,
+}
+
+/// Where a backup reads from.
+pub trait Source: Sync {
+    /// Where the files are, e.g. `dir:/home/ana/proj` (recorded in the snapshot).
+    fn location(&self) -> String;
+
+    /// The source name used when the user gives none.
+    fn default_name(&self) -> String;
+
+    /// What the source says about itself (firmware, ids), recorded in the snapshot.
+    fn device_info(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Every entry below the root, in any order. Things that cannot be
+    /// backed up but need not stop the backup (special files) are reported
+    /// through `warn` and left out.
+    fn walk(&self, warn: &mut dyn FnMut(String)) -> io::Result<Vec<SourceEntry>>;
+
+    /// Whether an unchanged (size, mtime) means unchanged content. Folders:
+    /// yes (as restic and git assume); boards: no, their clocks reset.
+    fn trusts_mtime(&self) -> bool {
+        true
+    }
+
+    /// SHA-256 of the given files computed where they live, for sources on
+    /// which reading is expensive (a board hashes in C and sends 32 bytes
+    /// instead of the file). `None`: the source cannot; the files are read.
+    fn hashes(&self, paths: &[&[u8]]) -> io::Result<Option<Vec<Sha256>>> {
+        let _ = paths;
+        Ok(None)
+    }
+
+    /// Whether files may be opened from several threads at once.
+    fn parallel_reads(&self) -> bool {
+        true
+    }
+
+    /// Open a file for reading. A source that can check what it sends (a
+    /// board's own hash) returns an error from `read` instead of wrong bytes.
+    fn open(&self, path: &[u8]) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+/// Metadata to apply to a restored entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMeta {
+    pub mode: u32,
+    pub mtime_ns: Option<i64>,
+}
+
+/// Where a restore writes to. Paths are relative to the target's root and
+/// already checked to be safe (no `..`, no absolute paths).
+pub trait Sink: Sync {
+    fn location(&self) -> String;
+
+    /// Create a directory (its parent exists). Existing directories are fine.
+    fn mkdir(&self, path: &[u8]) -> io::Result<()>;
+
+    /// Write a whole file. `content` yields exactly `size` verified bytes
+    /// or fails; on failure nothing may be left under the final name.
+    fn write_file(
+        &self,
+        path: &[u8],
+        size: u64,
+        content: &mut dyn Read,
+        meta: &EntryMeta,
+    ) -> io::Result<()>;
+
+    fn symlink(&self, path: &[u8], target: &[u8], meta: &EntryMeta) -> io::Result<()>;
+
+    /// Called for each directory after everything inside it was written, to
+    /// apply its permissions and mtime.
+    fn finish_dir(&self, path: &[u8], meta: &EntryMeta) -> io::Result<()>;
+
+    fn parallel_writes(&self) -> bool {
+        true
+    }
+}
