@@ -1,0 +1,244 @@
+# Run once by worker.mjs when the board starts, in __main__, before the REPL.
+# It plays the part of a port's frozen _boot.py: it mounts the board's flash
+# at / and gives the WebAssembly build the modules and attributes a board
+# has. `_cfg` is set by worker.mjs just before this runs; everything here is
+# removed from __main__ again at the end.
+
+
+def _board_boot(cfg):
+    import sys
+    import os
+    import builtins
+    import micropython
+    import _boardjs
+    from collections import namedtuple
+
+    # The flash: the in-memory filesystem below cfg["root"] becomes "/", so a
+    # listing of / shows the board's files only (not Emscripten's /dev, /tmp).
+    os.umount("/")
+    os.mount(os.VfsPosix(cfg["root"]), "/")
+    os.chdir("/")
+
+    # os.uname(), as on a board: (sysname, nodename, release, version, machine).
+    uname_result = namedtuple("uname_result", ("sysname", "nodename", "release", "version", "machine"))
+    impl = sys.implementation
+    release = "%d.%d.%d" % impl.version[:3]
+    if impl.version[3]:
+        release += "-" + impl.version[3]
+    uname = uname_result(cfg["sysname"], cfg["sysname"], release, cfg["version"], impl._machine)
+
+    def _uname():
+        return uname
+
+    os.uname = _uname
+
+    # os.ilistdir() yields (name, type, inode, size) as LittleFS and FAT do
+    # (VfsPosix yields 3-tuples without the size).
+    real_ilistdir = os.ilistdir
+
+    def _ilistdir(*args):
+        where = args[0] if args else "."
+        for entry in real_ilistdir(*args):
+            name, kind, inode = entry[0], entry[1], entry[2]
+            size = 0
+            if kind == 0x8000:
+                sep = b"/" if isinstance(name, bytes) else "/"
+                try:
+                    size = os.stat(where + sep + name)[6]
+                except OSError:
+                    pass
+            yield (name, kind, inode, size)
+
+    os.ilistdir = _ilistdir
+
+    # os.statvfs("/") answers for the board's flash (--flash-size), the way
+    # LittleFS does: (bsize, frsize, blocks, bfree, bavail, 0, 0, 0, 0, namemax).
+    real_statvfs = os.statvfs
+
+    def _statvfs(path):
+        real_statvfs(path)  # the path must exist
+        return tuple(int(x) for x in _boardjs.statvfs().split(","))
+
+    os.statvfs = _statvfs
+
+    # open() of a directory fails with EISDIR at open time, as on LittleFS and
+    # FAT (the Emscripten FS only fails at the first read).
+    real_open = builtins.open
+    S_IFDIR = 0x4000
+
+    def _open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, bytes)):
+            try:
+                st = os.stat(file)
+            except OSError:
+                st = None
+            if st is not None and st[0] & S_IFDIR == S_IFDIR:
+                raise OSError(21)  # EISDIR
+        return real_open(file, mode, *args, **kwargs)
+
+    builtins.open = _open
+
+    # The machine module: unique_id(), reset(), soft_reset() and a few
+    # constants. reset() is a hard reset: the board reboots into the friendly
+    # REPL; soft_reset() is Ctrl-D.
+    uid = bytes.fromhex(cfg["unique_id"])
+
+    class _Pin:
+        IN = 0
+        OUT = 1
+
+        def __init__(self, *args, **kwargs):
+            self._v = 0
+
+        def value(self, *v):
+            if v:
+                self._v = v[0]
+            return self._v
+
+        def on(self):
+            self._v = 1
+
+        def off(self):
+            self._v = 0
+
+    class _Machine:
+        PWRON_RESET = 1
+        HARD_RESET = 2
+        WDT_RESET = 3
+        DEEPSLEEP_RESET = 4
+        SOFT_RESET = 5
+        Pin = _Pin
+
+        def unique_id(self):
+            return uid
+
+        def reset(self):
+            _boardjs.hard_reset()
+            raise SystemExit
+
+        def soft_reset(self):
+            raise SystemExit
+
+        def reset_cause(self):
+            return _boardjs.reset_cause()
+
+        def freq(self, *args):
+            return cfg["freq"]
+
+        def idle(self):
+            pass
+
+        def disable_irq(self):
+            return 0
+
+        def enable_irq(self, state=0):
+            pass
+
+    sys.modules["machine"] = _Machine()
+
+    # Modules a port may lack (--no-hashlib, --no-deflate), plus the
+    # WebAssembly-only ones, which no board has.
+    blocked = set(cfg["blocked"])
+    real_import = builtins.__import__
+
+    def _import(name, *args):
+        if name in blocked:
+            raise ImportError("no module named '%s'" % name)
+        return real_import(name, *args)
+
+    builtins.__import__ = _import
+    for name in blocked:
+        if name in sys.modules:
+            del sys.modules[name]
+
+    # --no-buffer: sys.stdin / sys.stdout / sys.stderr without .buffer, as on
+    # ports built without MICROPY_PY_SYS_STDIO_BUFFER.
+    if not cfg["buffer"]:
+
+        class _TextIO:
+            def __init__(self, f):
+                self._f = f
+
+            def read(self, *a):
+                return self._f.read(*a)
+
+            def readinto(self, *a):
+                return self._f.readinto(*a)
+
+            def readline(self, *a):
+                return self._f.readline(*a)
+
+            def write(self, data):
+                return self._f.write(data)
+
+            def flush(self):
+                pass
+
+            def ioctl(self, *a):
+                return self._f.ioctl(*a)
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                line = self._f.readline()
+                if not line:
+                    raise StopIteration
+                return line
+
+        class _Sys:
+            pass
+
+        fake = _Sys()
+        for name in dir(sys):
+            try:
+                setattr(fake, name, getattr(sys, name))
+            except Exception:
+                pass
+        fake.stdin = _TextIO(sys.stdin)
+        fake.stdout = _TextIO(sys.stdout)
+        fake.stderr = _TextIO(sys.stderr)
+        sys.modules["sys"] = fake
+
+    # What a soft reset keeps (worker.mjs calls _board.soft_reset()).
+    keep_modules = set(sys.modules)
+    keep_path = list(sys.path)
+
+    def _soft_reset():
+        g = sys.modules["__main__"].__dict__ if "__main__" in sys.modules else globals()
+        for name in list(g):
+            if name != "__name__":
+                del g[name]
+        for name in list(sys.modules):
+            if name not in keep_modules:
+                del sys.modules[name]
+        sys.path[:] = keep_path
+        micropython.kbd_intr(-1)
+
+    def _run_file(name):
+        # boot.py / main.py, as pyexec_file_if_exists() runs them: Ctrl-C
+        # interrupts them, an exception prints its traceback.
+        try:
+            os.stat(name)
+        except OSError:
+            return
+        micropython.kbd_intr(3)
+        try:
+            builtins.execfile(name)
+        except SystemExit:
+            pass
+        except BaseException as e:
+            sys.print_exception(e)
+        micropython.kbd_intr(-1)
+
+    class _Board:
+        soft_reset = staticmethod(_soft_reset)
+        run_file = staticmethod(_run_file)
+
+    sys.modules["_board"] = _Board()
+    keep_modules.add("_board")
+
+
+_board_boot(_cfg)
+del _board_boot
+del _cfg
