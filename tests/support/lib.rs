@@ -1,1 +1,4 @@
 //! Shared helpers for the end-to-end tests.
+pub mod board;
+pub mod cli;
+pub mod fsutil;
