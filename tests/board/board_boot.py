@@ -1,4 +1,6 @@
-# Run once by worker.mjs when the board starts, in __main__, before the REPL.
+# Run once by worker.mjs when the board starts, in __main__, before the REPL,
+# compiled under the name _boot.py (so a traceback through these wrappers
+# reads like one through a port's frozen _boot.py).
 # It plays the part of a port's frozen _boot.py: it mounts the board's flash
 # at / and gives the WebAssembly build the modules and attributes a board
 # has. `_cfg` is set by worker.mjs just before this runs; everything here is
@@ -61,22 +63,18 @@ def _board_boot(cfg):
 
     os.statvfs = _statvfs
 
-    # open() of a directory fails with EISDIR at open time, as on LittleFS and
-    # FAT (the Emscripten FS only fails at the first read).
-    real_open = builtins.open
-    S_IFDIR = 0x4000
+    # print() writes "\r\n" for "\n", as ports do (mp_hal_stdout_tx_strn_cooked);
+    # the WebAssembly build writes sys.stdout through unchanged.
+    real_print = builtins.print
+    stdout = sys.stdout
 
-    def _open(file, mode="r", *args, **kwargs):
-        if isinstance(file, (str, bytes)):
-            try:
-                st = os.stat(file)
-            except OSError:
-                st = None
-            if st is not None and st[0] & S_IFDIR == S_IFDIR:
-                raise OSError(21)  # EISDIR
-        return real_open(file, mode, *args, **kwargs)
+    def _print(*args, sep=" ", end="\n", file=None):
+        if file is not None and file is not stdout:
+            return real_print(*args, sep=sep, end=end, file=file)
+        text = (" " if sep is None else sep).join([str(a) for a in args]) + ("\n" if end is None else end)
+        stdout.write(text.replace("\n", "\r\n"))
 
-    builtins.open = _open
+    builtins.print = _print
 
     # The machine module: unique_id(), reset(), soft_reset() and a few
     # constants. reset() is a hard reset: the board reboots into the friendly

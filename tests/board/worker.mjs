@@ -397,6 +397,22 @@ FS = mp.FS;
     };
 }
 
+// open() of a directory fails with EISDIR, as on LittleFS and FAT (Emscripten
+// only fails at the first read); opendir() passes O_DIRECTORY.
+{
+    const origOpen = FS.open;
+    const O_DIRECTORY = 0o200000;
+    FS.open = function (p, flags, ...rest) {
+        const stream = origOpen.call(this, p, flags, ...rest);
+        if (typeof flags === "number" && !(flags & O_DIRECTORY) && stream.node && FS.isDir(stream.node.mode)
+            && stream.path && stream.path.startsWith(ROOT + "/")) {
+            FS.close(stream);
+            throw new FS.ErrnoError(31);
+        }
+        return stream;
+    };
+}
+
 loadFs(opts.fs);
 
 mp.registerJsModule("_boardjs", {
@@ -458,7 +474,10 @@ const cfg = {
     buffer: opts.buffer,
 };
 const bootSource = fs.readFileSync(path.join(here, "board_boot.py"), "utf8");
-mp.runPython(`_cfg = __import__("json").loads(${JSON.stringify(JSON.stringify(cfg))})\n` + bootSource);
+mp.runPython(
+    `_cfg = __import__("json").loads(${JSON.stringify(JSON.stringify(cfg))})\n` +
+    `exec(compile(${JSON.stringify(bootSource)}, "_boot.py", "exec"))\n`,
+);
 
 // ---------------------------------------------------------------------------
 // The REPL, as firmware drives it.
