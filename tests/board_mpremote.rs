@@ -452,6 +452,31 @@ fn ctrl_c_interrupts_code_waiting_for_input() {
     assert_eq!(show(&port.read_until(b"\x04>")), show(b"True\r\n\x04\x04>"));
 }
 
+#[test]
+fn uart_input_buffer_drops_what_does_not_fit() {
+    let image = fixture();
+    let board = TestBoard::start(
+        image.path(),
+        &BoardOptions {
+            rx_buffer: Some(256),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let mut port = Port::open(board.path());
+    port.enter_raw();
+    // The code is busy (not reading) while 1000 bytes arrive: a UART
+    // board's 256-byte ring keeps the first 256, the rest is lost.
+    port.send(
+        b"import sys, time, select, micropython\nmicropython.kbd_intr(-1)\nprint('busy')\ntime.sleep(1)\np = select.poll()\np.register(sys.stdin, select.POLLIN)\nn = 0\nwhile p.poll(300):\n    n += len(sys.stdin.buffer.read(1))\nprint('got', n)\n\x04",
+    );
+    port.read_until(b"busy\r\n");
+    port.send(&[b'a'; 1000]);
+    assert_eq!(
+        show(&port.read_until(b"\x04>")),
+        show(b"got 256\r\n\x04\x04>")
+    );
+}
+
 // --- Faults -------------------------------------------------------------------
 
 #[test]

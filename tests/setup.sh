@@ -1,0 +1,51 @@
+#!/bin/sh
+# Set-up for the test suite (idempotent; safe to run on every test run).
+#
+#  - tests/board: the MicroPython test board's npm package, exactly as pinned
+#    in tests/board/package-lock.json (`npm ci`), needs Node.js 18+.
+#  - mpremote (pinned below) in a virtualenv at tests/board/.venv; the tests
+#    find it there (or at $MPREMOTE, or on PATH).
+#
+# Nothing else is installed: the board's pseudo-terminal comes from Python's
+# standard library (pty/termios), no socat needed.
+set -eu
+
+MPREMOTE_VERSION=1.27.0
+
+root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
+board="$root/tests/board"
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || { echo "tests/setup.sh: $1 is required ($2)" >&2; exit 1; }
+}
+need node "Node.js 18 or later"
+need npm "comes with Node.js"
+need python3 "Python 3.8 or later"
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+    echo "tests/setup.sh: Node.js 18 or later is required (found $(node --version))" >&2
+    exit 1
+fi
+
+# The test board's MicroPython (WebAssembly) package.
+marker="$board/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
+if [ ! -f "$marker" ] || [ "$board/package-lock.json" -nt "$marker" ]; then
+    (cd "$board" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# mpremote, pinned, in its own virtualenv.
+venv="$board/.venv"
+have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mpremote"))' 2>/dev/null || true)
+if [ "$have" != "$MPREMOTE_VERSION" ]; then
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" || {
+            echo "tests/setup.sh: python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2
+            exit 1
+        }
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "mpremote==$MPREMOTE_VERSION"
+fi
+"$venv/bin/mpremote" --version >/dev/null
+
+echo "tests/setup.sh: test board and mpremote $MPREMOTE_VERSION ready"
