@@ -80,6 +80,10 @@ pub enum Command {
         after_help = "Examples:\n  belay restore my-board --to ./restored\n  belay restore my-board~2:lib --to ./old-lib --include '*.py'\n  belay restore 1a2b3c4d --to ./x --dry-run"
     )]
     Restore(RestoreArgs),
+
+    /// List serial ports and the MicroPython boards on them
+    #[command(after_help = "Examples:\n  belay devices\n  belay devices --json")]
+    Devices,
 }
 
 #[derive(Args, Debug)]
@@ -101,6 +105,15 @@ pub struct BackupArgs {
     /// Leave out files that cannot be read (with a warning) instead of failing
     #[arg(long)]
     pub skip_unreadable: bool,
+    /// Boards: compress on the board (default when the board can)
+    #[arg(long, overrides_with = "no_deflate")]
+    pub deflate: bool,
+    /// Boards: never compress on the board
+    #[arg(long)]
+    pub no_deflate: bool,
+    /// Boards: do not hash files on the board; pull every file
+    #[arg(long)]
+    pub no_hash: bool,
 }
 
 #[derive(Args, Debug)]
@@ -131,4 +144,13 @@ pub struct RestoreArgs {
     /// Restore into a non-empty target, overwriting files of the same name (nothing is deleted)
     #[arg(long)]
     pub force: bool,
+    /// Boards: remove files and directories the snapshot does not have
+    #[arg(long)]
+    pub delete: bool,
+    /// Boards: do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Boards: do not snapshot the board before changing it
+    #[arg(long)]
+    pub no_safety_snapshot: bool,
 }

@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls { spec, recursive } => ls(&ctx, &open(&repo_path()?)?, &spec, recursive),
         Command::Cat { spec } => cat(&open(&repo_path()?)?, &spec),
         Command::Restore(a) => restore(&ctx, &open(&repo_path()?)?, a),
+        Command::Devices => crate::board::devices(&ctx.out()),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -51,6 +52,14 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn out(&self) -> crate::board::Out {
+        crate::board::Out {
+            json: self.json,
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+
     fn info(&self, msg: impl AsRef<str>) {
         if !self.quiet && !self.json {
             println!("{}", msg.as_ref());
@@ -118,8 +127,14 @@ fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
     let location = Location::parse(&a.source).map_err(|e| anyhow!("{e}"))?;
     let dir = match location {
         Location::Dir(p) => p,
-        Location::Serial { .. } => {
-            bail!("backing up boards over serial is not available in this build yet")
+        Location::Serial { port, baud } => {
+            let who = crate::board::Who {
+                meta: parse_meta(&a.meta)?,
+                host: hostname(),
+                user: username(),
+                time_ns: now_ns(),
+            };
+            return crate::board::backup(&ctx.out(), repo, &a, &port, baud, who);
         }
     };
     let mut source = DirSource::new(&dir, a.excludes.clone(), a.skip_unreadable)
@@ -550,8 +565,28 @@ fn restore(ctx: &Ctx, repo: &Repo, a: RestoreArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let target = match Location::parse(&a.to).map_err(|e| anyhow!("{e}"))? {
         Location::Dir(p) => p,
-        Location::Serial { .. } => {
-            bail!("restoring to boards over serial is not available in this build yet")
+        Location::Serial { port, baud } => {
+            let (id, path, entry) = resolve_spec(repo, &a.spec)?;
+            let matcher = include_matcher(&a.includes)?;
+            let who = crate::board::Who {
+                meta: Vec::new(),
+                host: hostname(),
+                user: username(),
+                time_ns: now_ns(),
+            };
+            let include = matcher.as_ref().map(|m| m as &dyn Fn(&[u8]) -> bool);
+            return crate::board::restore(
+                &ctx.out(),
+                repo,
+                &a,
+                &port,
+                baud,
+                id,
+                &path,
+                &entry,
+                include,
+                who,
+            );
         }
     };
     let (id, _path, entry) = resolve_spec(repo, &a.spec)?;

@@ -3,6 +3,7 @@
 //! 3 integrity problem).
 
 mod args;
+mod board;
 mod commands;
 mod output;
 mod progress;

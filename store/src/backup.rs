@@ -53,13 +53,28 @@ pub trait BackupProgress: Sync {
 pub struct NoProgress;
 impl BackupProgress for NoProgress {}
 
+/// File contents the repository is known to hold, by SHA-256 and size:
+/// the local cache (`crate::cache`). Consulted for files the parent does
+/// not have, so content seen on another board, in another folder or under
+/// another name is not read again; the engine checks that the chunks still
+/// exist before reusing them.
+pub trait KnownFiles: Sync {
+    fn lookup(&self, sha256: &Sha256, size: u64) -> Option<Vec<ObjectId>>;
+    /// A file was stored (called as each file is stored, so a rerun after
+    /// a failed backup finds what the first run already pulled).
+    fn record(&self, sha256: &Sha256, size: u64, chunks: &[ObjectId]);
+}
+
 #[derive(Clone, Debug)]
 pub struct BackupReport {
     pub snapshot: ObjectId,
     pub parent: Option<ObjectId>,
     pub summary: Summary,
-    /// Files whose content was taken from the parent without reading it.
+    /// Files whose content was taken from the parent (or, for sources that
+    /// hash, from anywhere in the repository) without reading it.
     pub files_unchanged: u64,
+    /// Of those, files found through [`KnownFiles`] (not in the parent).
+    pub files_known: u64,
     pub warnings: Vec<String>,
 }
 
@@ -83,6 +98,17 @@ pub fn backup(
     repo: &Repo,
     source: &dyn Source,
     opts: &BackupOptions,
+    progress: &dyn BackupProgress,
+) -> Result<BackupReport> {
+    backup_with(repo, source, opts, None, progress)
+}
+
+/// [`backup`] with a lookup of contents already in the repository.
+pub fn backup_with(
+    repo: &Repo,
+    source: &dyn Source,
+    opts: &BackupOptions,
+    known_files: Option<&dyn KnownFiles>,
     progress: &dyn BackupProgress,
 ) -> Result<BackupReport> {
     crate::repo::validate_ref_name(&opts.name)?;
@@ -148,6 +174,7 @@ pub fn backup(
     let mut nodes: HashMap<Vec<u8>, Node> = HashMap::new();
     let mut to_read: Vec<&SourceEntry> = Vec::new();
     let mut files_unchanged = 0u64;
+    let mut files_known = 0u64;
     let mut unsure: Vec<&SourceEntry> = Vec::new();
     for e in entries.iter().filter(|e| e.kind == SourceKind::File) {
         match parent_files.get(&e.path) {
@@ -177,7 +204,28 @@ pub fn backup(
                             files_unchanged += 1;
                             nodes.insert(e.path.clone(), file_node(k));
                         }
-                        _ => to_read.push(e),
+                        _ => match known_files.and_then(|kf| kf.lookup(&h, e.size)).filter(
+                            |chunks| {
+                                chunks
+                                    .iter()
+                                    .all(|id| known_objects.contains(id) || repo.has_object(id))
+                            },
+                        ) {
+                            Some(chunks) => {
+                                files_unchanged += 1;
+                                files_known += 1;
+                                known_objects.extend(chunks.iter().copied());
+                                nodes.insert(
+                                    e.path.clone(),
+                                    Node::File {
+                                        size: e.size,
+                                        sha256: h,
+                                        chunks,
+                                    },
+                                );
+                            }
+                            None => to_read.push(e),
+                        },
                     }
                 }
             }
@@ -198,6 +246,17 @@ pub fn backup(
     let store_one = |e: &&SourceEntry| -> Result<Option<(Vec<u8>, Node)>> {
         let r = store_file(repo, source, e, chunker, &known, &counters, progress);
         progress.file_done();
+        if let (
+            Some(kf),
+            Ok(Node::File {
+                size,
+                sha256,
+                chunks,
+            }),
+        ) = (known_files, &r)
+        {
+            kf.record(sha256, *size, chunks);
+        }
         match r {
             Ok(node) => Ok(Some((e.path.clone(), node))),
             Err(Error::Source { path, source: err })
@@ -328,6 +387,7 @@ pub fn backup(
         parent,
         summary,
         files_unchanged,
+        files_known,
         warnings,
     })
 }

@@ -68,6 +68,8 @@ pub enum Error {
     Verify(String),
     #[error("interrupted")]
     Interrupted,
+    #[error("local cache {path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
 }
 
 impl Error {

@@ -15,6 +15,7 @@
 
 pub mod atomic;
 pub mod backup;
+pub mod cache;
 pub mod chunker;
 pub mod codec;
 pub mod error;

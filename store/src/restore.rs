@@ -28,7 +28,7 @@ pub struct PlannedEntry {
 pub fn plan(
     repo: &Repo,
     entry: &TreeEntry,
-    include: Option<&dyn Fn(&[u8]) -> bool>,
+    include: Option<PathFilter>,
 ) -> Result<Vec<PlannedEntry>> {
     let mut all = Vec::new();
     match &entry.node {
@@ -99,6 +99,10 @@ pub struct RestoreReport {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
+    /// Files already identical at the target, not written (incremental restore).
+    pub unchanged: u64,
+    /// Entries removed from the target (restore with deletion).
+    pub removed: u64,
 }
 
 /// Write the planned entries into `sink`: directories first, then files
@@ -264,4 +268,173 @@ impl Read for ContentReader<'_> {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// A predicate on paths (relative to the restore target).
+pub type PathFilter<'a> = &'a dyn Fn(&[u8]) -> bool;
+
+/// How an incremental restore treats what the target already holds.
+#[derive(Clone, Copy, Default)]
+pub struct RestoreOptions<'a> {
+    /// Remove target entries the snapshot does not have (within `scope`).
+    pub delete: bool,
+    /// Which target paths the restore covers (for deletion); all if `None`.
+    pub scope: Option<PathFilter<'a>>,
+}
+
+/// What an incremental restore will do, worked out from the plan and the
+/// target's [`Sink::existing`] entries before anything is changed.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// Directories to create (parents first).
+    pub mkdirs: Vec<PlannedEntry>,
+    /// Files and symlinks to write.
+    pub writes: Vec<PlannedEntry>,
+    /// Files already identical at the target.
+    pub unchanged: Vec<PlannedEntry>,
+    /// Target entries to remove, deepest first: (path, is a directory).
+    pub removes: Vec<(Vec<u8>, bool)>,
+}
+
+impl Changes {
+    /// True when the target already matches.
+    pub fn is_empty(&self) -> bool {
+        self.mkdirs.is_empty() && self.writes.is_empty() && self.removes.is_empty()
+    }
+    /// Bytes of file content to write.
+    pub fn bytes_to_write(&self) -> u64 {
+        self.writes.iter().map(|p| p.entry.node.size()).sum()
+    }
+}
+
+fn depth_of(p: &[u8]) -> usize {
+    p.iter().filter(|&&b| b == b'/').count()
+}
+
+/// Compare the plan with what the target holds. `existing == None` (a
+/// target that cannot tell) means every entry is written.
+pub fn changes(
+    planned: &[PlannedEntry],
+    existing: Option<&[crate::source::ExistingEntry]>,
+    opts: &RestoreOptions,
+) -> Result<Changes> {
+    use crate::source::SourceKind;
+    use std::collections::{HashMap, HashSet};
+    let mut ch = Changes::default();
+    let ex: HashMap<&[u8], &crate::source::ExistingEntry> = existing
+        .unwrap_or(&[])
+        .iter()
+        .map(|e| (e.entry.path.as_slice(), e))
+        .collect();
+    let mut removed: HashSet<Vec<u8>> = HashSet::new();
+    let conflict = |p: &[u8], what: &str| {
+        Error::Unsafe(format!(
+            "{} is {what} on the target; restore with --delete to replace it (it is kept in the safety snapshot)",
+            path::display(p)
+        ))
+    };
+    // Remove `p` and, for a directory, everything below it.
+    let remove_tree = |p: &[u8], ch: &mut Changes, removed: &mut HashSet<Vec<u8>>| {
+        let mut prefix = p.to_vec();
+        prefix.push(b'/');
+        for e in existing.unwrap_or(&[]) {
+            if (e.entry.path == p || e.entry.path.starts_with(&prefix))
+                && removed.insert(e.entry.path.clone())
+            {
+                ch.removes
+                    .push((e.entry.path.clone(), e.entry.kind == SourceKind::Dir));
+            }
+        }
+    };
+    for p in planned {
+        let here = ex
+            .get(p.path.as_slice())
+            .filter(|_| !removed.contains(&p.path));
+        match &p.entry.node {
+            Node::Dir { .. } => match here.map(|e| &e.entry.kind) {
+                Some(SourceKind::Dir) => {}
+                Some(_) => {
+                    if !opts.delete {
+                        return Err(conflict(&p.path, "a file"));
+                    }
+                    remove_tree(&p.path, &mut ch, &mut removed);
+                    ch.mkdirs.push(p.clone());
+                }
+                None => ch.mkdirs.push(p.clone()),
+            },
+            Node::File { size, sha256, .. } => match here {
+                Some(e)
+                    if e.entry.kind == SourceKind::File
+                        && e.entry.size == *size
+                        && e.sha256.as_ref() == Some(sha256) =>
+                {
+                    ch.unchanged.push(p.clone())
+                }
+                Some(e) if e.entry.kind == SourceKind::Dir => {
+                    if !opts.delete {
+                        return Err(conflict(&p.path, "a directory"));
+                    }
+                    remove_tree(&p.path, &mut ch, &mut removed);
+                    ch.writes.push(p.clone());
+                }
+                _ => ch.writes.push(p.clone()),
+            },
+            Node::Symlink { .. } => ch.writes.push(p.clone()),
+        }
+    }
+    if opts.delete {
+        let wanted: HashSet<&[u8]> = planned.iter().map(|p| p.path.as_slice()).collect();
+        for e in existing.unwrap_or(&[]) {
+            let p = e.entry.path.as_slice();
+            if wanted.contains(p) || removed.contains(p) {
+                continue;
+            }
+            if opts.scope.is_some_and(|s| !s(p)) {
+                continue;
+            }
+            removed.insert(p.to_vec());
+            ch.removes
+                .push((p.to_vec(), e.entry.kind == SourceKind::Dir));
+        }
+    }
+    // Children before their directories; parents before children.
+    ch.removes
+        .sort_by(|a, b| depth_of(&b.0).cmp(&depth_of(&a.0)).then(b.0.cmp(&a.0)));
+    ch.mkdirs.sort_by(|a, b| {
+        depth_of(&a.path)
+            .cmp(&depth_of(&b.path))
+            .then(a.path.cmp(&b.path))
+    });
+    Ok(ch)
+}
+
+/// Carry out [`Changes`]: removals first (they free space; everything
+/// removed is in the safety snapshot the caller took), then directories,
+/// then files (each verified as it is written), then symlinks.
+pub fn apply(
+    repo: &Repo,
+    ch: &Changes,
+    sink: &dyn Sink,
+    progress: &dyn RestoreProgress,
+) -> Result<RestoreReport> {
+    let sink_err = |p: &[u8], e: io::Error| Error::Sink {
+        path: path::display(p),
+        source: e,
+    };
+    let mut report = RestoreReport {
+        unchanged: ch.unchanged.len() as u64,
+        ..Default::default()
+    };
+    for (p, dir) in &ch.removes {
+        sink.remove(p, *dir).map_err(|e| sink_err(p, e))?;
+        report.removed += 1;
+    }
+    let mut planned: Vec<PlannedEntry> = ch.mkdirs.clone();
+    planned.extend(ch.writes.iter().cloned());
+    let r = restore(repo, &planned, sink, progress)?;
+    report.files = r.files;
+    report.dirs = r.dirs;
+    report.symlinks = r.symlinks;
+    report.bytes = r.bytes;
+    Ok(report)
 }

@@ -103,4 +103,31 @@ pub trait Sink: Sync {
     fn parallel_writes(&self) -> bool {
         true
     }
+
+    /// What the target already holds, with the SHA-256 of files where the
+    /// target can tell cheaply (a board hashes them itself). A restore then
+    /// skips files that are already identical and, when asked, removes what
+    /// the snapshot does not have. `None` (the default): unknown, every
+    /// file is written.
+    fn existing(&self) -> io::Result<Option<Vec<ExistingEntry>>> {
+        Ok(None)
+    }
+
+    /// Remove a file, or an empty directory when `dir` (used by a restore
+    /// with deletion, deepest entries first).
+    fn remove(&self, path: &[u8], dir: bool) -> io::Result<()> {
+        let _ = (path, dir);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this target cannot remove entries",
+        ))
+    }
+}
+
+/// One entry already present at a restore target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingEntry {
+    pub entry: SourceEntry,
+    /// SHA-256 of a file's content, when known.
+    pub sha256: Option<Sha256>,
 }

@@ -1,0 +1,347 @@
+# belay's resident agent: uploaded once per session through the raw REPL,
+# then serves the whole session over binary frames. docs/boards.md has the
+# protocol byte by byte. Kept compatible with small ports: no f-strings, no
+# recursion, no allocation per data frame, bytes paths everywhere.
+#
+# Minified before upload: comment lines and blank lines are dropped and
+# indentation is reduced, so comments go on their own lines only.
+import sys, os, gc
+gc.collect()
+
+
+def _belay_agent():
+    try:
+        import struct
+    except ImportError:
+        import ustruct as struct
+    try:
+        import binascii
+    except ImportError:
+        import ubinascii as binascii
+    pk = struct.pack
+    # S holds what the host may change (the hash constructor) and the open file.
+    S = {"H": None, "f": None, "p": None, "e": 0}
+    try:
+        import hashlib
+        S["H"] = hashlib.sha256
+    except ImportError:
+        pass
+    zc = 0
+    try:
+        import io, deflate
+        o = io.BytesIO()
+        d = deflate.DeflateIO(o, deflate.RAW, 9)
+        d.write(b"aaaa")
+        d.close()
+        zc = 1
+    except Exception:
+        pass
+    bm = hasattr(sys.stdin, "buffer") and hasattr(sys.stdout, "buffer")
+    gc.collect()
+    fr = gc.mem_free()
+    bs = 4096 if fr > 64000 else (1024 if fr > 20000 else 512)
+    rb = bytearray(bs)
+    rm = memoryview(rb)
+    ib = bytearray(bs)
+    im = memoryview(ib)
+    if bm:
+        ri = sys.stdin.buffer.readinto
+        wo = sys.stdout.buffer.write
+
+        def rx(n):
+            g = 0
+            while g < n:
+                k = ri(im[g:n])
+                if k:
+                    g += k
+            return im[:n]
+
+        def tx(t, d=b""):
+            wo(pk("<BBI", 0xA5, t, len(d)))
+            if d:
+                wo(d)
+
+    else:
+
+        def rx(n):
+            s = ""
+            while len(s) < n:
+                s += sys.stdin.read(n - len(s))
+            return s
+
+        def tx(t, d=b""):
+            sys.stdout.write(binascii.b2a_base64(pk("<BBI", 0xA5, t, len(d)) + bytes(d)).decode())
+
+    def unesc(m):
+        d = bytes(m)
+        if b"\x1b" in d:
+            for a, b in ((b"\x1bA", b"\x01"), (b"\x1bB", b"\x02"), (b"\x1bC", b"\x03"), (b"\x1bD", b"\x04"), (b"\x1bE", b"\x05"), (b"\x1b[", b"\x1b")):
+                d = d.replace(a, b)
+        return d
+
+    def fhash(p):
+        h = S["H"]()
+        n = 0
+        with open(p, "rb") as f:
+            while True:
+                k = f.readinto(rb)
+                if not k:
+                    break
+                h.update(rm[:k])
+                n += k
+        return h.digest() + pk("<I", n)
+
+    def info():
+        u = os.uname()
+        im_ = sys.implementation
+        try:
+            import machine
+            uid = binascii.hexlify(machine.unique_id()).decode()
+        except Exception:
+            uid = ""
+        try:
+            import time
+            ep = time.gmtime(0)[0]
+        except Exception:
+            ep = 1970
+        try:
+            v = os.statvfs("/")
+            fs = "%d,%d,%d" % (v[1], v[2], v[4])
+        except Exception:
+            fs = ""
+        gc.collect()
+        r = [
+            "agent=1",
+            "impl=" + im_.name,
+            "ver=" + ".".join([str(x) for x in im_.version[:3]]),
+            "mpy=" + str(getattr(im_, "_mpy", "")),
+            "platform=" + sys.platform,
+            "sysname=" + u[0],
+            "release=" + u[2],
+            "version=" + u[3],
+            "machine=" + u[4],
+            "uid=" + uid,
+            "epoch=" + str(ep),
+            "free=" + str(gc.mem_free()),
+            "bs=" + str(bs),
+            "hash=" + ("1" if S["H"] else "0"),
+            "zc=" + str(zc),
+            "buf=" + ("1" if bm else "0"),
+            "fs=" + fs,
+        ]
+        return "\n".join(r).encode()
+
+    def mounts():
+        m = []
+        try:
+            import vfs
+            for x in vfs.mount():
+                if x[1] != "/":
+                    m.append(x[1].encode())
+        except Exception:
+            pass
+        return m
+
+    def walk(top):
+        skip = mounts()
+        try:
+            rootv = os.statvfs("/")
+        except Exception:
+            rootv = None
+        out = bytearray()
+        st = [top]
+        while st:
+            d = st.pop()
+            try:
+                it = list(os.ilistdir(b"." if d == b"/" else d))
+            except OSError as e:
+                tx(87, ("cannot list %s: %s" % (d, e)).encode())
+                continue
+            for e in it:
+                nm = e[0]
+                if not isinstance(nm, bytes):
+                    nm = nm.encode()
+                if nm == b"." or nm == b"..":
+                    continue
+                p = d + nm if d == b"/" else d + b"/" + nm
+                try:
+                    s = os.stat(p)
+                except OSError:
+                    continue
+                t = s[0] & 0xF000
+                if t == 0x4000:
+                    k = 2
+                    if p in skip:
+                        tx(87, ("skipping %s: another filesystem is mounted there" % p.decode()).encode())
+                        continue
+                    if d == b"/" and rootv is not None:
+                        try:
+                            if os.statvfs(p) != rootv:
+                                tx(87, ("skipping %s: another filesystem is mounted there" % p.decode()).encode())
+                                continue
+                        except Exception:
+                            pass
+                    st.append(p)
+                elif t == 0x8000:
+                    k = 1
+                else:
+                    k = 3
+                out += pk("<BIIH", k, s[6] if k == 1 else 0, s[8] if s[8] > 0 else 0, len(p))
+                out += p
+                if len(out) >= bs:
+                    tx(69, out)
+                    out = bytearray()
+        if out:
+            tx(69, out)
+        tx(75)
+
+    def fread(fl, p):
+        h = S["H"]() if S["H"] and not fl & 2 else None
+        z = fl & 1 and zc
+        n = 0
+        with open(p, "rb") as f:
+            while True:
+                k = f.readinto(rb)
+                if not k:
+                    break
+                c = rm[:k]
+                if h:
+                    h.update(c)
+                n += k
+                if z:
+                    o = io.BytesIO()
+                    w = deflate.DeflateIO(o, deflate.RAW, 9)
+                    w.write(c)
+                    w.close()
+                    c2 = o.getvalue()
+                    o = w = None
+                    if len(c2) < k - 16:
+                        tx(90, c2)
+                        continue
+                    if len(c2) * 10 > k * 9:
+                        z = 0
+                tx(68, c)
+        tx(84, (h.digest() if h else b"") + pk("<I", n))
+
+    def wclose(rm_):
+        f = S["f"]
+        S["f"] = None
+        if f:
+            try:
+                f.close()
+            except Exception:
+                pass
+        if rm_ and S["p"]:
+            try:
+                os.remove(S["p"])
+            except Exception:
+                pass
+
+    def err(e):
+        if isinstance(e, OSError) and e.args and isinstance(e.args[0], int):
+            c = e.args[0]
+        else:
+            c = -1
+        try:
+            m = "%s: %s" % (type(e).__name__, e)
+        except Exception:
+            m = "error"
+        tx(88, pk("<i", c) + m.encode())
+
+    tx(72, info())
+    while True:
+        h = bytes(rx(9)) if bm else rx(9).encode()
+        c = h[0]
+        n = int(h[1:9], 16)
+        if n > bs:
+            tx(88, pk("<i", -2) + b"frame too long")
+            break
+        d = unesc(rx(n)) if bm else binascii.a2b_base64(rx(n))
+        try:
+            if c == 87:
+                # W: data for the file being written; one credit back per frame.
+                if S["e"]:
+                    tx(88, pk("<i", -3) + b"write aborted")
+                    continue
+                try:
+                    S["f"].write(d)
+                except Exception as e:
+                    S["e"] = 1
+                    wclose(1)
+                    raise e
+                tx(75)
+            elif c == 83:
+                # S: sha256 of each NUL-separated path.
+                for p in d.split(b"\x00"):
+                    try:
+                        tx(83, fhash(p))
+                    except Exception as e:
+                        err(e)
+            elif c == 82:
+                fread(d[0], d[1:])
+            elif c == 76:
+                walk(d)
+            elif c == 79:
+                wclose(0)
+                S["e"] = 0
+                S["p"] = d
+                S["f"] = open(d, "wb")
+                tx(75)
+            elif c == 67:
+                wclose(0)
+                if S["H"]:
+                    tx(84, fhash(S["p"]))
+                else:
+                    tx(84, pk("<I", os.stat(S["p"])[6]))
+            elif c == 65:
+                wclose(1)
+                tx(75)
+            elif c == 77:
+                try:
+                    os.mkdir(d)
+                except OSError as e:
+                    if e.args[0] != 17 or os.stat(d)[0] & 0xF000 != 0x4000:
+                        raise e
+                tx(75)
+            elif c == 78:
+                a, b = d.split(b"\x00")
+                try:
+                    os.rename(a, b)
+                except OSError as e:
+                    if e.args[0] != 17:
+                        raise e
+                    os.remove(b)
+                    os.rename(a, b)
+                tx(75)
+            elif c == 68:
+                if d[0] == 100:
+                    os.rmdir(d[1:])
+                else:
+                    os.remove(d[1:])
+                tx(75)
+            elif c == 73:
+                tx(72, info())
+            elif c == 88:
+                exec(d.decode(), S)
+                tx(75)
+            elif c == 80:
+                tx(75, d)
+            elif c == 81:
+                wclose(0)
+                tx(75)
+                break
+            else:
+                tx(88, pk("<i", -2) + b"unknown command")
+        except Exception as e:
+            err(e)
+        gc.collect()
+
+
+_c = os.getcwd()
+try:
+    os.chdir("/")
+    _belay_agent()
+finally:
+    os.chdir(_c)
+    del _belay_agent, _c
+    gc.collect()
