@@ -471,8 +471,7 @@ fn store_file(
     let mut reader = source.open(&e.path).map_err(src_err)?;
     let mut sha = Sha256Hasher::new();
     let mut chunks = Vec::new();
-    let size;
-    if e.size < READ_WHOLE_BELOW {
+    let size = if e.size < READ_WHOLE_BELOW {
         let mut data = Vec::with_capacity(e.size as usize);
         reader.read_to_end(&mut data).map_err(src_err)?;
         progress.bytes(data.len() as u64);
@@ -480,7 +479,7 @@ fn store_file(
         for (off, len) in chunker.cut(&data) {
             chunks.push(store_chunk(repo, &data[off..off + len], known, c)?);
         }
-        size = data.len() as u64;
+        data.len() as u64
     } else {
         let mut counted = CountingReader {
             inner: reader,
@@ -501,8 +500,8 @@ fn store_file(
             })?;
             chunks.push(store_chunk(repo, &chunk.data, known, c)?);
         }
-        size = counted.n;
-    }
+        counted.n
+    };
     c.files_read.fetch_add(1, Ordering::Relaxed);
     c.bytes_read.fetch_add(size, Ordering::Relaxed);
     Ok(Node::File {
