@@ -55,11 +55,9 @@ impl DirSource {
 }
 
 pub fn mtime_ns(meta: &fs::Metadata) -> Option<i64> {
-    Some(
-        meta.mtime()
-            .checked_mul(1_000_000_000)?
-            .checked_add(meta.mtime_nsec())?,
-    )
+    meta.mtime()
+        .checked_mul(1_000_000_000)?
+        .checked_add(meta.mtime_nsec())
 }
 
 fn rel_bytes(root: &Path, p: &Path) -> Vec<u8> {
