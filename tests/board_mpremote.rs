@@ -350,6 +350,13 @@ fn show(b: &[u8]) -> String {
     b.escape_ascii().to_string()
 }
 
+/// The end of `show(b)`, for assertion messages.
+fn tail(b: &[u8]) -> String {
+    let s = show(b);
+    let start = s.len().saturating_sub(400);
+    format!("…{}", &s[start..])
+}
+
 #[test]
 fn raw_repl_soft_reset_and_raw_paste_byte_by_byte() {
     let image = fixture();
@@ -474,6 +481,70 @@ fn uart_input_buffer_drops_what_does_not_fit() {
     assert_eq!(
         show(&port.read_until(b"\x04>")),
         show(b"got 256\r\n\x04\x04>")
+    );
+}
+
+#[test]
+fn ctrl_c_interrupts_running_code_and_machine_reset_reboots() {
+    let image = fixture();
+    let board = TestBoard::start(image.path(), &BoardOptions::unthrottled());
+    let mut port = Port::open(board.path());
+    port.enter_raw();
+    // Code that only prints, and code that sleeps: both stop on Ctrl-C.
+    port.send(b"i = 0\nwhile True:\n    i += 1\n    print(i)\n\x04");
+    port.read_until(b"100\r\n");
+    port.send(b"\x03");
+    let got = port.read_until(b"\x04>");
+    assert!(show(&got).contains("KeyboardInterrupt"), "{}", tail(&got));
+    port.send(b"import time\nprint('sleeping')\ntime.sleep(60)\n\x04");
+    port.read_until(b"sleeping\r\n");
+    let start = Instant::now();
+    port.send(b"\x03");
+    let got = port.read_until(b"\x04>");
+    assert!(show(&got).contains("KeyboardInterrupt"), "{}", tail(&got));
+    assert!(start.elapsed() < Duration::from_secs(30));
+    // machine.reset(): the board reboots into the friendly REPL (no
+    // "soft reboot" line), runs main.py and prints its banner.
+    port.send(b"import machine\nmachine.reset()\n\x04");
+    let got = port.read_until(b">>> ");
+    let text = show(&got);
+    assert!(!text.contains("soft reboot"), "{text}");
+    assert!(text.contains("hello from main.py\\r\\n"), "{text}");
+    assert!(text.contains("MicroPython v"), "{text}");
+    port.enter_raw();
+    port.send(b"import machine\nprint(machine.reset_cause() == machine.HARD_RESET)\n\x04");
+    assert_eq!(
+        show(&port.read_until(b"\x04>")),
+        show(b"OKTrue\r\n\x04\x04>")
+    );
+}
+
+#[test]
+fn small_heap_like_an_esp8266() {
+    let image = fixture();
+    let board = TestBoard::start(
+        image.path(),
+        &BoardOptions {
+            heap: Some(40 * 1024),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let mut port = Port::open(board.path());
+    port.enter_raw();
+    port.send(b"import gc\ngc.collect()\nprint(30000 < gc.mem_free() < 45000)\n\x04");
+    assert_eq!(
+        show(&port.read_until(b"\x04>")),
+        show(b"OKTrue\r\n\x04\x04>")
+    );
+    // Holding 64 KB fails...
+    port.send(b"b = bytearray(64 * 1024)\n\x04");
+    let got = port.read_until(b"\x04>");
+    assert!(show(&got).contains("MemoryError"), "{}", show(&got));
+    // ...while streaming 2 MB through small buffers, making garbage, works.
+    port.send(b"n = 0\nfor i in range(2000):\n    n += len(bytes(1024))\nprint(n)\n\x04");
+    assert_eq!(
+        show(&port.read_until(b"\x04>")),
+        show(b"OK2048000\r\n\x04\x04>")
     );
 }
 

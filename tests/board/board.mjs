@@ -10,7 +10,7 @@ import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import {
     RX_RING_SIZE, TX_RING_SIZE, CTL_SIZE,
-    RX_HEAD, RX_TAIL, TX_HEAD, TX_TAIL, INTR_CHAR, KBD_REQ, RESET_REQ,
+    RX_HEAD, RX_TAIL, TX_HEAD, TX_TAIL, KBD_REQ, RESET_REQ,
     DUMP_REQ, DUMP_DONE, READY, WAKE,
 } from "./shared.mjs";
 
@@ -165,7 +165,6 @@ const txSab = new SharedArrayBuffer(TX_RING_SIZE);
 const ctl = new Int32Array(ctlSab);
 const rx = new Uint8Array(rxSab);
 const tx = new Uint8Array(txSab);
-Atomics.store(ctl, INTR_CHAR, -1);
 
 const worker = new Worker(path.join(here, "worker.mjs"), {
     workerData: { ctlSab, rxSab, txSab, opts },
@@ -264,14 +263,7 @@ function deliverToBoard() {
     let moved = false;
     while (inStart < inEnd && (!throttled || rxTokens >= 1)) {
         const b = inBuf[inStart];
-        const intr = Atomics.load(ctl, INTR_CHAR);
-        if (intr >= 0 && b === intr) {
-            // The interrupt character never enters the buffer: the board's
-            // receive interrupt turns it into a KeyboardInterrupt.
-            inStart++;
-            Atomics.add(ctl, KBD_REQ, 1);
-            moved = true;
-        } else if (((head - Atomics.load(ctl, RX_TAIL)) | 0) < rxCap) {
+        if (((head - Atomics.load(ctl, RX_TAIL)) | 0) < rxCap) {
             rx[head & (RX_RING_SIZE - 1)] = b;
             head = (head + 1) | 0;
             Atomics.store(ctl, RX_HEAD, head);
@@ -280,6 +272,11 @@ function deliverToBoard() {
         } else if (dropWhenFull) {
             inStart++;
             dropped++;
+            if (b === 0x03) {
+                // A receive interrupt still sees the interrupt character.
+                Atomics.add(ctl, KBD_REQ, 1);
+                moved = true;
+            }
             if (dropped === 1 || dropped % 1000 === 0) log(`input buffer full: ${dropped} byte(s) dropped so far`);
         } else {
             break; // flow control: the host waits

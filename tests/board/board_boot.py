@@ -63,19 +63,6 @@ def _board_boot(cfg):
 
     os.statvfs = _statvfs
 
-    # print() writes "\r\n" for "\n", as ports do (mp_hal_stdout_tx_strn_cooked);
-    # the WebAssembly build writes sys.stdout through unchanged.
-    real_print = builtins.print
-    stdout = sys.stdout
-
-    def _print(*args, sep=" ", end="\n", file=None):
-        if file is not None and file is not stdout:
-            return real_print(*args, sep=sep, end=end, file=file)
-        text = (" " if sep is None else sep).join([str(a) for a in args]) + ("\n" if end is None else end)
-        stdout.write(text.replace("\n", "\r\n"))
-
-    builtins.print = _print
-
     # The machine module: unique_id(), reset(), soft_reset() and a few
     # constants. reset() is a hard reset: the board reboots into the friendly
     # REPL; soft_reset() is Ctrl-D.
@@ -149,54 +136,99 @@ def _board_boot(cfg):
         if name in sys.modules:
             del sys.modules[name]
 
-    # --no-buffer: sys.stdin / sys.stdout / sys.stderr without .buffer, as on
-    # ports built without MICROPY_PY_SYS_STDIO_BUFFER.
-    if not cfg["buffer"]:
+    # sys.stdout / sys.stderr in text mode turn "\n" into "\r\n", as a port's
+    # stdio does (mp_hal_stdout_tx_strn_cooked); the WebAssembly build passes
+    # them through unchanged. `.buffer` stays raw. With --no-buffer there is
+    # no `.buffer` on stdin, stdout or stderr. `sys` itself is a copy whose
+    # stdio attributes are these wrappers (the real module is read-only);
+    # print() goes through them too.
+    import io
+    import select
 
-        class _TextIO:
-            def __init__(self, f):
-                self._f = f
+    class _TextOut(io.IOBase):
+        def __init__(self, f, buffer):
+            self._f = f
+            if buffer:
+                self.buffer = f.buffer
 
-            def read(self, *a):
-                return self._f.read(*a)
+        def write(self, data):
+            if isinstance(data, str):
+                self._f.write(data.replace("\n", "\r\n"))
+            else:
+                self._f.buffer.write(bytes(data).replace(b"\n", b"\r\n"))
+            return len(data)
 
-            def readinto(self, *a):
-                return self._f.readinto(*a)
-
-            def readline(self, *a):
-                return self._f.readline(*a)
-
-            def write(self, data):
-                return self._f.write(data)
-
-            def flush(self):
-                pass
-
-            def ioctl(self, *a):
-                return self._f.ioctl(*a)
-
-            def __iter__(self):
-                return self
-
-            def __next__(self):
-                line = self._f.readline()
-                if not line:
-                    raise StopIteration
-                return line
-
-        class _Sys:
+        def flush(self):
             pass
 
-        fake = _Sys()
-        for name in dir(sys):
-            try:
-                setattr(fake, name, getattr(sys, name))
-            except Exception:
-                pass
-        fake.stdin = _TextIO(sys.stdin)
-        fake.stdout = _TextIO(sys.stdout)
-        fake.stderr = _TextIO(sys.stderr)
-        sys.modules["sys"] = fake
+        def ioctl(self, req, arg):
+            return 0
+
+    class _TextIn(io.IOBase):
+        def __init__(self, f):
+            self._f = f
+            self._poll = select.poll()
+            self._poll.register(f, select.POLLIN)
+
+        def read(self, *a):
+            return self._f.read(*a)
+
+        def readinto(self, *a):
+            return self._f.readinto(*a)
+
+        def readline(self, *a):
+            return self._f.readline(*a)
+
+        def ioctl(self, req, arg):
+            if req == 3:  # MP_STREAM_POLL
+                ready = select.POLLOUT
+                if self._poll.poll(0):
+                    ready |= select.POLLIN
+                return ready & arg
+            return 0
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            line = self._f.readline()
+            if not line:
+                raise StopIteration
+            return line
+
+    class _Sys:
+        pass
+
+    fake = _Sys()
+    for name in dir(sys):
+        try:
+            setattr(fake, name, getattr(sys, name))
+        except Exception:
+            pass
+    stdout = _TextOut(sys.stdout, cfg["buffer"])
+    fake.stdout = stdout
+    fake.stderr = _TextOut(sys.stderr, cfg["buffer"])
+    if not cfg["buffer"]:
+        fake.stdin = _TextIn(sys.stdin)
+    real_print_exception = sys.print_exception
+
+    def _print_exception(exc, file=None):
+        real_print_exception(exc, stdout if file is None else file)
+
+    fake.print_exception = _print_exception
+    sys.modules["sys"] = fake
+
+    real_print = builtins.print
+
+    def _print(*args, sep=" ", end="\n", file=None):
+        if file is None:
+            file = stdout
+        if file is not stdout:
+            return real_print(*args, sep=sep, end=end, file=file)
+        text = (" " if sep is None else sep).join([str(a) for a in args]) + ("\n" if end is None else end)
+        stdout.write(text)
+
+    builtins.print = _print
 
     # What a soft reset keeps (worker.mjs calls _board.soft_reset()).
     keep_modules = set(sys.modules)

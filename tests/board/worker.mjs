@@ -13,7 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
     RX_RING_SIZE, TX_RING_SIZE,
-    RX_HEAD, RX_TAIL, TX_HEAD, TX_TAIL, INTR_CHAR, KBD_REQ, RESET_REQ,
+    RX_HEAD, RX_TAIL, TX_HEAD, TX_TAIL, KBD_REQ, RESET_REQ,
     DUMP_REQ, DUMP_DONE, READY, WAKE,
 } from "./shared.mjs";
 
@@ -101,7 +101,7 @@ const ERRNO_MAP = new Map([
     [138, 95], // EOPNOTSUPP
 ]);
 
-let onTicks = () => {};
+let onTicks = (value) => value;
 
 const origInstantiate = WebAssembly.instantiate;
 WebAssembly.instantiate = async function (bin, imports) {
@@ -122,10 +122,7 @@ WebAssembly.instantiate = async function (bin, imports) {
         }
         const ticks = imports.env.mp_js_ticks_ms;
         if (typeof ticks === "function") {
-            imports.env.mp_js_ticks_ms = (...args) => {
-                onTicks();
-                return ticks(...args);
-            };
+            imports.env.mp_js_ticks_ms = (...args) => onTicks(ticks(...args));
         }
     }
     const wasi = imports && imports.wasi_snapshot_preview1;
@@ -162,6 +159,7 @@ function emit(b) {
         suppress--;
         return;
     }
+    maybePollEvents();
     if (discard) return;
     for (;;) {
         const head = ctl[TX_HEAD];
@@ -203,6 +201,13 @@ function waitForWake(ms) {
 
 // ---------------------------------------------------------------------------
 // Events from the line: Ctrl-C while code runs, reset faults, dump requests.
+//
+// A board's receive interrupt compares every incoming byte with the
+// interrupt character (Ctrl-C while code runs, none once the code called
+// micropython.kbd_intr(-1) and at the REPL) and raises KeyboardInterrupt
+// instead of buffering it. Here the board looks at what arrived whenever the
+// running code gives it control: on each stdin read, on output (when the
+// line signalled something new), and in time.sleep()/ticks calls.
 
 let kbdSeen = 0;
 let resetSeen = 0;
@@ -210,28 +215,51 @@ let pendingReset = false; // a reset fault waits for the running code to stop
 let abortRead = false; // make a blocked stdin read return
 let mp = null;
 let intrChar = -1;
+let scanPos = 0; // RX bytes before this were checked for the interrupt character
+let lastWake = 0;
+let executing = false; // Python code surely runs (for reset faults)
 
 function schedInterrupt() {
+    interrupts++;
     mp._module._mp_sched_keyboard_interrupt();
     abortRead = true;
 }
 
-// `inPython`: called from inside a stdin read, i.e. Python code is running.
-function pollEvents(inPython) {
-    if (mp) {
-        intrChar = mp._module._mp_hal_get_interrupt_char();
-        Atomics.store(ctl, INTR_CHAR, intrChar);
+// Cheap check for the hot paths (every output byte, every ticks call).
+function maybePollEvents() {
+    const w = Atomics.load(ctl, WAKE);
+    if (w !== lastWake) pollEvents(false);
+}
+
+// `inRead`: called from inside a stdin read, so Python code is running.
+function pollEvents(inRead) {
+    lastWake = Atomics.load(ctl, WAKE);
+    if (mp) intrChar = mp._module._mp_hal_get_interrupt_char();
+    const head = Atomics.load(ctl, RX_HEAD);
+    const tail = ctl[RX_TAIL];
+    if (((scanPos - tail) | 0) < 0) scanPos = tail;
+    if (intrChar >= 0) {
+        for (let i = scanPos; i !== head; i = (i + 1) | 0) {
+            if (rx[i & (RX_RING_SIZE - 1)] === intrChar) {
+                // Interrupt: the character, and what came before it (as
+                // TinyUSB flushes its buffer), never reach the code.
+                Atomics.store(ctl, RX_TAIL, (i + 1) | 0);
+                scanPos = (i + 1) | 0;
+                schedInterrupt();
+                break;
+            }
+        }
+        if (((scanPos - head) | 0) < 0) scanPos = head;
+    } else {
+        scanPos = head;
     }
     const kbd = Atomics.load(ctl, KBD_REQ);
     if (kbd !== kbdSeen) {
+        // An interrupt character that arrived while the input buffer was
+        // full (the line could not buffer it; a receive interrupt still
+        // sees it).
         kbdSeen = kbd;
-        if (inPython || intrChar >= 0) {
-            schedInterrupt();
-        } else {
-            // The code stopped between the line seeing the interrupt
-            // character and now: it is a plain Ctrl-C for the REPL.
-            pendingCtrlC = true;
-        }
+        if (intrChar >= 0) schedInterrupt();
     }
     const reset = Atomics.load(ctl, RESET_REQ);
     if (reset !== resetSeen) {
@@ -239,7 +267,7 @@ function pollEvents(inPython) {
         log("reset fault");
         pendingReset = true;
         discard = true;
-        if (inPython || intrChar >= 0) schedInterrupt();
+        if (inRead || intrChar >= 0 || executing) schedInterrupt();
     }
     const dump = Atomics.load(ctl, DUMP_REQ);
     if (dump !== Atomics.load(ctl, DUMP_DONE)) {
@@ -253,9 +281,32 @@ function pollEvents(inPython) {
     }
 }
 
-let pendingCtrlC = false;
-
-onTicks = () => pollEvents(false);
+// time.sleep() spins on mp_js_ticks_ms() (the port's mp_hal_delay_ms has no
+// event hook): let it look at events, sleep a little once it is clearly
+// spinning instead of burning a core, and when an interrupt was scheduled
+// meanwhile, jump the tick counter forward so that the delay ends and the
+// KeyboardInterrupt is raised, as a board's delay loop would.
+let ticksLast = -1;
+let ticksSame = 0;
+let ticksOffset = 0;
+let interrupts = 0;
+onTicks = (value) => {
+    const before = interrupts;
+    maybePollEvents();
+    if (value === ticksLast) {
+        if (++ticksSame > 50) {
+            ticksSame = 0;
+            const w = Atomics.load(ctl, WAKE);
+            if (w === lastWake) Atomics.wait(ctl, WAKE, w, 1);
+            maybePollEvents();
+        }
+    } else {
+        ticksLast = value;
+        ticksSame = 0;
+    }
+    if (interrupts !== before) ticksOffset += 0x40000000;
+    return (value + ticksOffset) % 0x100000000;
+};
 
 // Module.stdin: called once per byte by Emscripten's device read; null ends
 // the read. The first byte of a read blocks until input arrives (a board's
@@ -273,9 +324,17 @@ function stdinGetChar() {
             if (rxAvailable() > 0) break;
             waitForWake(100);
         }
-    } else if (rxAvailable() === 0 || abortRead) {
-        readStarted = false;
-        return null;
+    } else {
+        if (rxAvailable() === 0 || abortRead) {
+            readStarted = false;
+            return null;
+        }
+        if (intrChar >= 0 && rx[ctl[RX_TAIL] & (RX_RING_SIZE - 1)] === intrChar) {
+            rxTake();
+            schedInterrupt();
+            readStarted = false;
+            return null;
+        }
     }
     readStarted = true;
     return rxTake();
@@ -537,7 +596,9 @@ function feedRaw(b) {
         rawPaste(cmd);
         return 0;
     }
+    executing = b === 0x04 && rawLineLen > 0;
     const r = processChar(b);
+    executing = false;
     if (b === 0x01 || b === 0x03 || b === 0x04) {
         rawLine = [];
         rawLineLen = 0;
@@ -570,7 +631,6 @@ function feed(b) {
             r = processChar(b);
         }
     }
-    Atomics.store(ctl, INTR_CHAR, -1);
     intrChar = -1;
     if ((r & 0x100) || pendingReset || hardResetRequested) softReset();
 }
@@ -638,11 +698,12 @@ function rawPaste(cmd) {
         processChar(c);
     }
     suppress = 2; // "OK"
+    executing = true;
     const r = processChar(0x04);
+    executing = false;
     suppress = 0;
     rawLine = [];
     rawLineLen = 0;
-    Atomics.store(ctl, INTR_CHAR, -1);
     intrChar = -1;
     if ((r & 0x100) || pendingReset || hardResetRequested) softReset();
 }
@@ -661,11 +722,6 @@ for (;;) {
     pollEvents(false);
     if (pendingReset) {
         softReset();
-        continue;
-    }
-    if (pendingCtrlC) {
-        pendingCtrlC = false;
-        feed(0x03);
         continue;
     }
     if (rxAvailable() > 0) {
