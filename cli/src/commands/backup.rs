@@ -1,0 +1,110 @@
+//! `belay backup` for folders (boards: `crate::board`).
+
+use super::{Ctx, hostname, now_ns, username};
+
+use anyhow::{Context, Result, anyhow, bail};
+use belay_store::Repo;
+use belay_store::backup::{self, BackupOptions};
+use belay_transport::Location;
+use belay_transport::dir::DirSource;
+use serde_json::json;
+
+use crate::args::BackupArgs;
+use crate::output::{self, print_json};
+use crate::progress::Progress;
+
+pub(crate) fn parse_meta(items: &[String]) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--meta {kv:?}: expected KEY=VALUE"))?;
+            if k.is_empty() {
+                bail!("--meta {kv:?}: the key is empty");
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let location = Location::parse(&a.source).map_err(|e| anyhow!("{e}"))?;
+    let dir = match location {
+        Location::Dir(p) => p,
+        Location::Serial { port, baud } => {
+            let who = crate::board::Who {
+                meta: parse_meta(&a.meta)?,
+                host: hostname(),
+                user: username(),
+                time_ns: now_ns(),
+            };
+            return crate::board::backup(&ctx.out(), repo, &a, &port, baud, who);
+        }
+    };
+    let mut source = DirSource::new(&dir, a.excludes.clone(), a.skip_unreadable)
+        .with_context(|| format!("cannot back up {}", dir.display()))?;
+    source.skip_path(repo.root());
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => belay_store::source::Source::default_name(&source),
+    };
+    let opts = BackupOptions {
+        name: name.clone(),
+        message: a.message.clone(),
+        meta: parse_meta(&a.meta)?,
+        host: hostname(),
+        user: username(),
+        time_ns: now_ns(),
+        skip_unreadable: a.skip_unreadable,
+    };
+    let progress = Progress::new(ctx.quiet || ctx.json, "backup");
+    let result = backup::backup(repo, &source, &opts, &progress);
+    progress.finish();
+    let report = result?;
+    let s = &report.summary;
+    if ctx.json {
+        print_json(&json!({
+            "snapshot": report.snapshot.to_hex(),
+            "parent": report.parent.map(|p| p.to_hex()),
+            "source": name,
+            "files": s.files,
+            "dirs": s.dirs,
+            "symlinks": s.symlinks,
+            "bytes": s.bytes,
+            "files_read": s.files_read,
+            "files_unchanged": report.files_unchanged,
+            "bytes_read": s.bytes_read,
+            "bytes_added": s.bytes_added,
+            "objects_added": s.objects_added,
+            "warnings": report.warnings,
+            "seconds": started.elapsed().as_secs_f64(),
+        }));
+    } else {
+        ctx.info(format!(
+            "snapshot {} saved for {name}{}",
+            report.snapshot.short(),
+            report
+                .parent
+                .map(|p| format!(" (parent {})", p.short()))
+                .unwrap_or_default()
+        ));
+        ctx.info(format!(
+            "  {} files, {} dirs, {} in total; {} files read ({}), {} unchanged",
+            s.files,
+            s.dirs,
+            output::size(s.bytes),
+            s.files_read,
+            output::size(s.bytes_read),
+            report.files_unchanged
+        ));
+        ctx.info(format!(
+            "  added {} in {} objects in {:.2}s",
+            output::size(s.bytes_added),
+            s.objects_added,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! `belay log` and `belay show`.
+
+use super::Ctx;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Result;
+use belay_store::repo::RefKind;
+use belay_store::{ObjectId, Repo, rev};
+use serde_json::json;
+
+use crate::args::LogArgs;
+use crate::output::{self, print_json};
+
+/// Tag names by snapshot id, and source names whose head is that id.
+pub(crate) struct Decorations {
+    tags: BTreeMap<ObjectId, Vec<String>>,
+    heads: BTreeMap<ObjectId, Vec<String>>,
+}
+
+pub(crate) fn decorations(repo: &Repo) -> Result<Decorations> {
+    let mut tags: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
+    for (name, id) in repo.list_refs(RefKind::Tag)? {
+        tags.entry(id).or_default().push(name);
+    }
+    let mut heads: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
+    for (name, id) in repo.list_refs(RefKind::Head)? {
+        heads.entry(id).or_default().push(name);
+    }
+    Ok(Decorations { tags, heads })
+}
+
+pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
+    let limit = a.max_count.unwrap_or(usize::MAX);
+    let mut items = Vec::new();
+    match &a.rev {
+        Some(r) => {
+            let mut next = Some(rev::resolve(repo, r)?);
+            while let Some(id) = next {
+                if items.len() >= limit {
+                    break;
+                }
+                if !repo.has_object(&id) {
+                    // A forgotten parent ends the visible history.
+                    items.push((id, None));
+                    break;
+                }
+                let snap = repo.read_snapshot(&id)?;
+                next = snap.parents.first().copied();
+                items.push((id, Some(snap)));
+            }
+        }
+        None => {
+            let mut all = Vec::new();
+            for id in repo.list_snapshots()? {
+                all.push((id, repo.read_snapshot(&id)?));
+            }
+            all.sort_by(|a, b| b.1.time_ns.cmp(&a.1.time_ns).then(a.0.cmp(&b.0)));
+            items = all
+                .into_iter()
+                .take(limit)
+                .map(|(i, s)| (i, Some(s)))
+                .collect();
+        }
+    }
+    let deco = decorations(repo)?;
+    let no_tags = Vec::new();
+    if ctx.json {
+        let arr: Vec<_> = items
+            .iter()
+            .map(|(id, s)| match s {
+                Some(s) => output::snapshot_json(id, s, deco.tags.get(id).unwrap_or(&no_tags)),
+                None => json!({"id": id.to_hex(), "forgotten": true}),
+            })
+            .collect();
+        print_json(&serde_json::Value::Array(arr));
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for (id, snap) in &items {
+        let Some(s) = snap else {
+            writeln!(out, "snapshot {} (forgotten)", id.to_hex())?;
+            continue;
+        };
+        let mut decor: Vec<String> = Vec::new();
+        for h in deco.heads.get(id).unwrap_or(&no_tags) {
+            decor.push(format!("HEAD -> {h}"));
+        }
+        for t in deco.tags.get(id).unwrap_or(&no_tags) {
+            decor.push(format!("tag: {t}"));
+        }
+        let decor = if decor.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", decor.join(", "))
+        };
+        if a.oneline {
+            let msg = s.message.lines().next().unwrap_or("");
+            writeln!(
+                out,
+                "{}{} {} {} {}",
+                id.short(),
+                decor,
+                output::time_ns(s.time_ns),
+                s.source,
+                msg
+            )?;
+        } else {
+            writeln!(out, "snapshot {}{}", id.to_hex(), decor)?;
+            writeln!(out, "Source: {} ({})", s.source, s.location)?;
+            writeln!(out, "Date:   {}", output::time_ns(s.time_ns))?;
+            writeln!(out, "Host:   {}", s.host)?;
+            writeln!(
+                out,
+                "Files:  {} ({}), {} added",
+                s.summary.files,
+                output::size(s.summary.bytes),
+                output::size(s.summary.bytes_added)
+            )?;
+            if !s.message.is_empty() {
+                writeln!(out)?;
+                for line in s.message.lines() {
+                    writeln!(out, "    {line}")?;
+                }
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn show(ctx: &Ctx, repo: &Repo, r: &str) -> Result<()> {
+    let id = rev::resolve(repo, r)?;
+    let s = repo.read_snapshot(&id)?;
+    let deco = decorations(repo)?;
+    let tags = deco.tags.get(&id).cloned().unwrap_or_default();
+    if ctx.json {
+        let mut v = output::snapshot_json(&id, &s, &tags);
+        let o = v.as_object_mut().unwrap();
+        o.insert("tree".into(), json!(s.tree.to_hex()));
+        o.insert("location".into(), json!(s.location));
+        o.insert("host".into(), json!(s.host));
+        o.insert("user".into(), json!(s.user));
+        o.insert(
+            "meta".into(),
+            json!(s.meta.iter().cloned().collect::<BTreeMap<_, _>>()),
+        );
+        o.insert(
+            "device".into(),
+            json!(s.device.iter().cloned().collect::<BTreeMap<_, _>>()),
+        );
+        o.insert("chunker".into(), json!(s.chunker));
+        o.insert(
+            "summary".into(),
+            json!({
+                "files": s.summary.files, "dirs": s.summary.dirs, "symlinks": s.summary.symlinks,
+                "bytes": s.summary.bytes, "files_read": s.summary.files_read,
+                "bytes_read": s.summary.bytes_read, "objects_added": s.summary.objects_added,
+                "bytes_added": s.summary.bytes_added,
+            }),
+        );
+        print_json(&v);
+        return Ok(());
+    }
+    println!("snapshot {}", id.to_hex());
+    if !tags.is_empty() {
+        println!("Tags:     {}", tags.join(", "));
+    }
+    for p in &s.parents {
+        let state = if repo.has_object(p) {
+            ""
+        } else {
+            " (forgotten)"
+        };
+        println!("Parent:   {}{state}", p.to_hex());
+    }
+    println!("Source:   {}", s.source);
+    println!("Location: {}", s.location);
+    println!("Date:     {}", output::time_ns(s.time_ns));
+    if s.user.is_empty() {
+        println!("Host:     {}", s.host);
+    } else {
+        println!("Host:     {} (user {})", s.host, s.user);
+    }
+    println!("Tree:     {}", s.tree.to_hex());
+    println!(
+        "Files:    {} files, {} dirs, {} symlinks, {}",
+        s.summary.files,
+        s.summary.dirs,
+        s.summary.symlinks,
+        output::size(s.summary.bytes)
+    );
+    println!(
+        "Backup:   read {} files ({}), added {} objects ({})",
+        s.summary.files_read,
+        output::size(s.summary.bytes_read),
+        s.summary.objects_added,
+        output::size(s.summary.bytes_added)
+    );
+    for (k, v) in &s.meta {
+        println!("Meta:     {k}={v}");
+    }
+    for (k, v) in &s.device {
+        println!("Device:   {k}: {v}");
+    }
+    if !s.message.is_empty() {
+        println!();
+        for line in s.message.lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! One module per command family. Each command resolves its arguments,
+//! calls the store (and a transport) and prints; no repository logic lives
+//! here.
+
+mod backup;
+mod browse;
+mod history;
+mod restore;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use belay_store::Repo;
+use serde_json::json;
+
+use crate::args::{Cli, Command};
+use crate::output::print_json;
+
+pub(crate) use browse::resolve_spec;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = Ctx {
+        json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    let repo_path = || -> Result<PathBuf> {
+        cli.repo
+            .clone()
+            .ok_or_else(|| anyhow!("no repository given: use -r PATH or set BELAY_REPO"))
+    };
+    match cli.command {
+        Command::Init => init(&ctx, &repo_path()?),
+        Command::Backup(a) => backup::backup(&ctx, &open(&repo_path()?)?, a),
+        Command::Log(a) => history::log(&ctx, &open(&repo_path()?)?, a),
+        Command::Show { rev } => history::show(&ctx, &open(&repo_path()?)?, &rev),
+        Command::Ls { spec, recursive } => {
+            browse::ls(&ctx, &open(&repo_path()?)?, &spec, recursive)
+        }
+        Command::Cat { spec } => browse::cat(&open(&repo_path()?)?, &spec),
+        Command::Restore(a) => restore::restore(&ctx, &open(&repo_path()?)?, a),
+        Command::Devices => crate::board::devices(&ctx.out()),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Output settings every command shares.
+pub(crate) struct Ctx {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Ctx {
+    pub(crate) fn out(&self) -> crate::board::Out {
+        crate::board::Out {
+            json: self.json,
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+
+    pub(crate) fn info(&self, msg: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            println!("{}", msg.as_ref());
+        }
+    }
+}
+
+pub(crate) fn open(path: &Path) -> Result<Repo> {
+    Ok(Repo::open(path)?)
+}
+
+pub(crate) fn init(ctx: &Ctx, path: &Path) -> Result<()> {
+    let repo = Repo::init(path)?;
+    if ctx.json {
+        print_json(
+            &json!({"repository": path, "id": repo.config().id, "version": repo.config().version}),
+        );
+    } else {
+        ctx.info(format!(
+            "created belay repository {} at {}",
+            &repo.config().id[..12],
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn now_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn username() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_default()
+}
