@@ -410,6 +410,13 @@ async function stop(signal) {
     process.exit(ok ? 0 : 1);
 }
 
+// A board whose starter died (a test process killed without running its
+// destructors) would run for ever: stop with it.
+const parentPid = process.ppid;
+setInterval(() => {
+    if (process.ppid !== parentPid) stop("parent exited");
+}, 1000).unref();
+
 process.on("SIGTERM", () => stop("SIGTERM"));
 process.on("SIGINT", () => stop("SIGINT"));
 process.on("SIGHUP", () => stop("SIGHUP"));
