@@ -436,6 +436,10 @@ await new Promise((resolve) => {
     };
     check();
 });
+if (Atomics.load(ctl, READY) < 0) {
+    stopping = true;
+    process.exit(2);
+}
 process.stdout.write(`${ptyPath}\n`);
 log(`ready on ${ptyPath} (baud ${opts.baud || "unthrottled"}, heap ${opts.heap}, unique id ${opts.uniqueId})`);
 tick();

@@ -472,7 +472,17 @@ FS = mp.FS;
     };
 }
 
-loadFs(opts.fs);
+try {
+    loadFs(opts.fs);
+} catch (e) {
+    const why = e && e.errno === 51
+        ? `does not fit in the flash (--flash-size ${opts.flashSize})`
+        : `cannot be loaded: ${e && e.message ? e.message : e}`;
+    process.stderr.write(`test board: --fs ${opts.fs} ${why}\n`);
+    Atomics.store(ctl, READY, -1);
+    Atomics.notify(ctl, READY);
+    process.exit(2);
+}
 
 mp.registerJsModule("_boardjs", {
     statvfs: () => {
