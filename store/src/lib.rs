@@ -18,7 +18,9 @@ pub mod backup;
 pub mod cache;
 pub mod chunker;
 pub mod codec;
+pub mod diff;
 pub mod error;
+pub mod history;
 pub mod id;
 pub mod object;
 pub mod path;
@@ -27,6 +29,8 @@ pub mod restore;
 pub mod rev;
 pub mod snapshot;
 pub mod source;
+pub mod tags;
+pub mod timespec;
 pub mod tree;
 pub mod walk;
 

@@ -7,6 +7,8 @@
 //! <source>       a source name: its latest snapshot
 //! <rev>~N        N parents back (first parent);  <rev>~ is <rev>~1
 //! <rev>^         the first parent
+//! <name>@{date}  the latest snapshot of source <name> on or before the end
+//!                of that day (host clock; any form of `timespec`)
 //! <rev>:<path>   a path inside the snapshot (for ls, cat, restore)
 //! ```
 //!
@@ -78,6 +80,27 @@ pub fn resolve(repo: &Repo, rev: &str) -> Result<ObjectId> {
 }
 
 fn resolve_base(repo: &Repo, base: &str) -> Result<ObjectId> {
+    if let Some(open) = base.find("@{") {
+        let (name, spec) = (&base[..open], &base[open + 2..]);
+        let Some(spec) = spec.strip_suffix('}') else {
+            return Err(Error::Rev(format!(
+                "invalid revision {base:?}: expected NAME@{{YYYY-MM-DD}}"
+            )));
+        };
+        if name.is_empty() {
+            return Err(Error::Rev(format!(
+                "invalid revision {base:?}: give a source name before @{{…}}"
+            )));
+        }
+        let limit = crate::timespec::parse(
+            spec,
+            crate::timespec::Bound::End,
+            jiff::Timestamp::now(),
+            &jiff::tz::TimeZone::system(),
+        )
+        .map_err(Error::Rev)?;
+        return crate::history::at_or_before(repo, name, limit, spec);
+    }
     if let Some(id) = ObjectId::from_hex(base) {
         if repo.has_object(&id) {
             return Ok(id);
@@ -104,7 +127,13 @@ fn resolve_base(repo: &Repo, base: &str) -> Result<ObjectId> {
             1 => return Ok(matches[0]),
             0 => {}
             _ => {
-                let list: Vec<String> = matches.iter().map(|m| m.short()).collect();
+                let list: Vec<String> = matches
+                    .iter()
+                    .map(|m| match repo.read_snapshot(m) {
+                        Ok(s) => format!("{} ({}, {})", m.short(), s.source, s.time()),
+                        Err(_) => m.short(),
+                    })
+                    .collect();
                 return Err(Error::Rev(format!(
                     "snapshot id prefix {base:?} is ambiguous: it matches {}; give more digits",
                     list.join(", ")

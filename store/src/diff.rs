@@ -1,0 +1,560 @@
+//! Comparing two snapshots (or a snapshot and a live source) as a
+//! simultaneous walk of two trees. Equal tree ids end the descent: an
+//! unchanged directory costs one comparison of two ids, never a read of its
+//! contents, so the cost of a diff grows with what changed, not with the
+//! size of the tree.
+//!
+//! What counts as a change, for a path present on one side or both:
+//! - only in the new tree: **added**; only in the old: **removed** (the
+//!   contents of an added or removed directory are listed too);
+//! - a different kind (file, directory, symlink) on each side:
+//!   **type changed** (and the contents of a directory on either side are
+//!   listed as removed or added);
+//! - a file whose size or SHA-256 differs, a symlink whose target differs,
+//!   or a file or directory whose permission bits differ (when both sides
+//!   record them: boards keep none): **modified**. Modification times alone
+//!   are not a change.
+//!
+//! Changes come in path order, component by component (a directory's
+//! contents right after it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+
+use sha2::{Digest, Sha256 as Sha256Hasher};
+
+use crate::error::{Error, Result};
+use crate::id::{ObjectId, Sha256};
+use crate::path;
+use crate::repo::Repo;
+use crate::source::{Source, SourceEntry, SourceKind};
+use crate::tree::{Node, Tree, TreeEntry};
+
+/// The kind of a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Modified,
+    TypeChanged,
+}
+
+impl ChangeKind {
+    /// The name used in JSON output: `added`, `removed`, `modified`,
+    /// `type_changed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Modified => "modified",
+            ChangeKind::TypeChanged => "type_changed",
+        }
+    }
+
+    /// One letter, as `git diff --name-status` prints: A, D, M, T.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Removed => 'D',
+            ChangeKind::Modified => 'M',
+            ChangeKind::TypeChanged => 'T',
+        }
+    }
+}
+
+/// One changed path. `old` / `new` are the entries on each side (`None`
+/// where the path does not exist). For a live source, the new side's file
+/// entries carry the size and SHA-256 of the file but no chunks, and its
+/// directories carry no tree id (all zeros).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub path: Vec<u8>,
+    pub change: ChangeKind,
+    pub old: Option<TreeEntry>,
+    pub new: Option<TreeEntry>,
+}
+
+impl Change {
+    /// Whether the content differs (not only the permission bits).
+    pub fn content_changed(&self) -> bool {
+        match (&self.old, &self.new) {
+            (Some(o), Some(n)) => !same_content(&o.node, &n.node),
+            _ => true,
+        }
+    }
+}
+
+/// Restricts a diff to some paths (and everything below them). An empty
+/// filter lets everything through.
+#[derive(Clone, Debug, Default)]
+pub struct PathFilter {
+    paths: Vec<Vec<u8>>,
+}
+
+impl PathFilter {
+    /// Everything.
+    pub fn all() -> PathFilter {
+        PathFilter::default()
+    }
+
+    /// Only these paths (relative, `/`-separated; leading and trailing
+    /// slashes ignored). The empty path is the root: everything.
+    pub fn new(paths: &[Vec<u8>]) -> Result<PathFilter> {
+        let mut out = Vec::new();
+        for p in paths {
+            let mut p = p.as_slice();
+            while let [b'/', rest @ ..] = p {
+                p = rest;
+            }
+            let parts = path::components(p).map_err(Error::Rev)?;
+            if parts.is_empty() {
+                return Ok(PathFilter::all());
+            }
+            out.push(parts.join(&b'/'));
+        }
+        out.sort();
+        out.dedup();
+        Ok(PathFilter { paths: out })
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Is `p` one of the paths or below one of them?
+    pub fn wants(&self, p: &[u8]) -> bool {
+        self.is_all() || self.paths.iter().any(|f| is_under(p, f))
+    }
+
+    /// Must a walk look at `p`: wanted, or an ancestor of a wanted path?
+    pub fn visits(&self, p: &[u8]) -> bool {
+        self.is_all() || self.paths.iter().any(|f| is_under(p, f) || is_under(f, p))
+    }
+}
+
+/// `p` equals `dir` or lies below it.
+fn is_under(p: &[u8], dir: &[u8]) -> bool {
+    p == dir || (p.len() > dir.len() && p.starts_with(dir) && p[dir.len()] == b'/')
+}
+
+/// Sort key giving path order component by component: `/` sorts before
+/// every byte a name may contain.
+pub fn path_order_key(p: &[u8]) -> Vec<u8> {
+    p.iter().map(|&b| if b == b'/' { 0 } else { b }).collect()
+}
+
+fn same_kind(a: &Node, b: &Node) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+fn same_content(a: &Node, b: &Node) -> bool {
+    match (a, b) {
+        (
+            Node::File {
+                size: sa,
+                sha256: ha,
+                ..
+            },
+            Node::File {
+                size: sb,
+                sha256: hb,
+                ..
+            },
+        ) => sa == sb && ha == hb,
+        (Node::Symlink { target: ta }, Node::Symlink { target: tb }) => ta == tb,
+        (Node::Dir { .. }, Node::Dir { .. }) => true,
+        _ => false,
+    }
+}
+
+/// Permission bits differ, counting only when both sides record them.
+/// Symlinks' bits mean nothing on most systems and are ignored.
+fn mode_changed(a: &TreeEntry, b: &TreeEntry) -> bool {
+    a.mode != 0 && b.mode != 0 && a.mode != b.mode && !matches!(a.node, Node::Symlink { .. })
+}
+
+struct Walker<'a> {
+    repo: &'a Repo,
+    filter: &'a PathFilter,
+    out: Vec<Change>,
+    /// Stop as soon as one change is found (for `log -- PATH`).
+    first_only: bool,
+}
+
+impl Walker<'_> {
+    fn done(&self) -> bool {
+        self.first_only && !self.out.is_empty()
+    }
+
+    fn emit(
+        &mut self,
+        path: &[u8],
+        change: ChangeKind,
+        old: Option<&TreeEntry>,
+        new: Option<&TreeEntry>,
+    ) {
+        if self.filter.wants(path) {
+            self.out.push(Change {
+                path: path.to_vec(),
+                change,
+                old: old.cloned(),
+                new: new.cloned(),
+            });
+        }
+    }
+
+    fn tree(&self, id: Option<&ObjectId>) -> Result<Tree> {
+        match id {
+            Some(id) => self.repo.read_tree(id),
+            None => Ok(Tree::default()),
+        }
+    }
+
+    fn walk(
+        &mut self,
+        prefix: &[u8],
+        old: Option<&ObjectId>,
+        new: Option<&ObjectId>,
+    ) -> Result<()> {
+        if old.is_some() && old == new {
+            return Ok(());
+        }
+        let a = self.tree(old)?;
+        let b = self.tree(new)?;
+        let (mut i, mut j) = (0, 0);
+        while (i < a.entries.len() || j < b.entries.len()) && !self.done() {
+            let o = a.entries.get(i);
+            let n = b.entries.get(j);
+            let (o, n) = match (o, n) {
+                (Some(x), Some(y)) if x.name == y.name => {
+                    i += 1;
+                    j += 1;
+                    (Some(x), Some(y))
+                }
+                (Some(x), Some(y)) if x.name < y.name => {
+                    i += 1;
+                    (Some(x), None)
+                }
+                (Some(_), Some(y)) => {
+                    j += 1;
+                    (None, Some(y))
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    (Some(x), None)
+                }
+                (None, Some(y)) => {
+                    j += 1;
+                    (None, Some(y))
+                }
+                (None, None) => unreachable!(),
+            };
+            let name = &o.or(n).unwrap().name;
+            let p = path::join(prefix, name);
+            if !self.filter.visits(&p) {
+                continue;
+            }
+            self.entry(&p, o, n)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, p: &[u8], o: Option<&TreeEntry>, n: Option<&TreeEntry>) -> Result<()> {
+        let dir = |e: Option<&TreeEntry>| match e.map(|e| &e.node) {
+            Some(Node::Dir { tree }) => Some(*tree),
+            _ => None,
+        };
+        match (o, n) {
+            (Some(o), None) => {
+                self.emit(p, ChangeKind::Removed, Some(o), None);
+                if let Some(t) = dir(Some(o)) {
+                    self.walk(p, Some(&t), None)?;
+                }
+            }
+            (None, Some(n)) => {
+                self.emit(p, ChangeKind::Added, None, Some(n));
+                if let Some(t) = dir(Some(n)) {
+                    self.walk(p, None, Some(&t))?;
+                }
+            }
+            (Some(o), Some(n)) if !same_kind(&o.node, &n.node) => {
+                self.emit(p, ChangeKind::TypeChanged, Some(o), Some(n));
+                if let Some(t) = dir(Some(o)) {
+                    self.walk(p, Some(&t), None)?;
+                }
+                if let Some(t) = dir(Some(n)) {
+                    self.walk(p, None, Some(&t))?;
+                }
+            }
+            (Some(o), Some(n)) => {
+                if !same_content(&o.node, &n.node) || mode_changed(o, n) {
+                    self.emit(p, ChangeKind::Modified, Some(o), Some(n));
+                }
+                if let (Some(a), Some(b)) = (dir(Some(o)), dir(Some(n))) {
+                    self.walk(p, Some(&a), Some(&b))?;
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Every change between the trees `old` and `new` (`None`: an empty tree),
+/// restricted to `filter`, in path order. Reads only the trees of
+/// directories that differ.
+pub fn diff_trees(
+    repo: &Repo,
+    old: Option<&ObjectId>,
+    new: Option<&ObjectId>,
+    filter: &PathFilter,
+) -> Result<Vec<Change>> {
+    let mut w = Walker {
+        repo,
+        filter,
+        out: Vec::new(),
+        first_only: false,
+    };
+    w.walk(b"", old, new)?;
+    Ok(w.out)
+}
+
+/// Whether anything under `filter` differs between the two trees; stops at
+/// the first change (and reads only the directories on the way to it).
+pub fn any_change(
+    repo: &Repo,
+    old: Option<&ObjectId>,
+    new: Option<&ObjectId>,
+    filter: &PathFilter,
+) -> Result<bool> {
+    let mut w = Walker {
+        repo,
+        filter,
+        out: Vec::new(),
+        first_only: true,
+    };
+    w.walk(b"", old, new)?;
+    Ok(!w.out.is_empty())
+}
+
+/// What a comparison with a live source found, beyond the changes.
+#[derive(Clone, Debug, Default)]
+pub struct LiveDiff {
+    pub changes: Vec<Change>,
+    /// Files found unchanged by size and modification time, not read.
+    pub files_unchanged_by_mtime: u64,
+    /// Files whose SHA-256 was computed by the source itself (a board).
+    pub files_hashed_by_source: u64,
+    /// Files read here to compute their SHA-256.
+    pub files_read: u64,
+    pub bytes_read: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Compare the snapshot tree `old` with what `source` holds now. Nothing is
+/// written. A file whose size and modification time match the snapshot is
+/// taken as unchanged without reading it (when the source's times can be
+/// trusted, as for folders); every other file of the same path is compared
+/// by SHA-256: computed by the source where it can (a board hashes its own
+/// files, so nothing is transferred), else by reading the file.
+pub fn diff_source(
+    repo: &Repo,
+    old: &ObjectId,
+    source: &dyn Source,
+    filter: &PathFilter,
+) -> Result<LiveDiff> {
+    let mut report = LiveDiff::default();
+    let mut warnings = Vec::new();
+    let mut entries = source
+        .walk(&mut |w| warnings.push(w))
+        .map_err(|e| Error::Source {
+            path: source.location(),
+            source: e,
+        })?;
+    entries.retain(|e| match path::components(&e.path) {
+        Ok(c) if !c.is_empty() => filter.wants(&e.path),
+        Ok(_) => false,
+        Err(_) => {
+            warnings.push(format!(
+                "skipping {:?}: not a safe path",
+                path::display(&e.path)
+            ));
+            false
+        }
+    });
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries.dedup_by(|a, b| a.path == b.path);
+
+    // The snapshot side, limited to the filter.
+    let mut snap: BTreeMap<Vec<u8>, TreeEntry> = BTreeMap::new();
+    flatten_filtered(repo, old, b"", filter, &mut snap)?;
+
+    // Which files need a hash.
+    let trusts = source.trusts_mtime();
+    let mut known: HashMap<Vec<u8>, Sha256> = HashMap::new();
+    let mut unsure: Vec<&SourceEntry> = Vec::new();
+    for e in entries.iter().filter(|e| e.kind == SourceKind::File) {
+        if let Some(TreeEntry {
+            node: Node::File { size, sha256, .. },
+            mtime_ns,
+            ..
+        }) = snap.get(&e.path)
+            && trusts
+            && *size == e.size
+            && mtime_ns.is_some()
+            && *mtime_ns == e.mtime_ns
+        {
+            known.insert(e.path.clone(), *sha256);
+            report.files_unchanged_by_mtime += 1;
+            continue;
+        }
+        unsure.push(e);
+    }
+    if !unsure.is_empty() {
+        let paths: Vec<&[u8]> = unsure.iter().map(|e| e.path.as_slice()).collect();
+        let hashes = source.hashes(&paths).map_err(|e| Error::Source {
+            path: source.location(),
+            source: e,
+        })?;
+        match hashes {
+            Some(h) => {
+                report.files_hashed_by_source += h.len() as u64;
+                for (e, h) in unsure.iter().zip(h) {
+                    known.insert(e.path.clone(), h);
+                }
+            }
+            None => {
+                for e in &unsure {
+                    let (h, n) = hash_file(source, &e.path).map_err(|err| Error::Source {
+                        path: path::display(&e.path),
+                        source: err,
+                    })?;
+                    report.files_read += 1;
+                    report.bytes_read += n;
+                    known.insert(e.path.clone(), h);
+                }
+            }
+        }
+    }
+
+    let mut live: BTreeMap<Vec<u8>, TreeEntry> = BTreeMap::new();
+    for e in entries {
+        let name = e
+            .path
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or(&e.path)
+            .to_vec();
+        let node = match e.kind {
+            SourceKind::File => Node::File {
+                size: e.size,
+                sha256: known.get(&e.path).copied().unwrap_or([0; 32]),
+                chunks: Vec::new(),
+            },
+            SourceKind::Dir => Node::Dir {
+                tree: ObjectId([0; 32]),
+            },
+            SourceKind::Symlink { target } => Node::Symlink { target },
+        };
+        live.insert(
+            e.path,
+            TreeEntry {
+                name,
+                mode: e.mode,
+                mtime_ns: e.mtime_ns,
+                node,
+            },
+        );
+    }
+
+    let mut paths: Vec<&Vec<u8>> = snap.keys().chain(live.keys()).collect();
+    paths.sort_by_cached_key(|p| path_order_key(p));
+    paths.dedup();
+    for p in paths {
+        let (o, n) = (snap.get(p), live.get(p));
+        let change = match (o, n) {
+            (Some(_), None) => ChangeKind::Removed,
+            (None, Some(_)) => ChangeKind::Added,
+            (Some(o), Some(n)) if !same_kind(&o.node, &n.node) => ChangeKind::TypeChanged,
+            (Some(o), Some(n)) if !same_content(&o.node, &n.node) || mode_changed(o, n) => {
+                ChangeKind::Modified
+            }
+            _ => continue,
+        };
+        report.changes.push(Change {
+            path: p.clone(),
+            change,
+            old: o.cloned(),
+            new: n.cloned(),
+        });
+    }
+    report.warnings = warnings;
+    Ok(report)
+}
+
+/// Every entry below `tree` that the filter wants, skipping subtrees it
+/// does not visit.
+fn flatten_filtered(
+    repo: &Repo,
+    tree: &ObjectId,
+    prefix: &[u8],
+    filter: &PathFilter,
+    out: &mut BTreeMap<Vec<u8>, TreeEntry>,
+) -> Result<()> {
+    for e in repo.read_tree(tree)?.entries {
+        let p = path::join(prefix, &e.name);
+        if !filter.visits(&p) {
+            continue;
+        }
+        if let Node::Dir { tree } = &e.node {
+            flatten_filtered(repo, tree, &p, filter, out)?;
+        }
+        if filter.wants(&p) {
+            out.insert(p, e);
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 and length of a file read from a source.
+pub fn hash_file(source: &dyn Source, p: &[u8]) -> io::Result<(Sha256, u64)> {
+    let mut r = source.open(p)?;
+    let mut h = Sha256Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((h.finalize().into(), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_wants_and_visits() {
+        let f = PathFilter::new(&[b"lib/a".to_vec(), b"/x/".to_vec()]).unwrap();
+        assert!(f.wants(b"lib/a"));
+        assert!(f.wants(b"lib/a/b"));
+        assert!(!f.wants(b"lib/ab"));
+        assert!(!f.wants(b"lib"));
+        assert!(f.visits(b"lib"));
+        assert!(f.wants(b"x"));
+        assert!(!f.visits(b"y"));
+        assert!(PathFilter::new(&[b"a/../b".to_vec()]).is_err());
+        assert!(PathFilter::new(&[b"/".to_vec()]).unwrap().is_all());
+    }
+
+    #[test]
+    fn path_order_puts_contents_after_their_directory() {
+        let mut v: Vec<&[u8]> = vec![b"a.txt", b"a/b", b"a", b"a-b"];
+        v.sort_by_cached_key(|p| path_order_key(p));
+        assert_eq!(v, vec![&b"a"[..], b"a/b", b"a-b", b"a.txt"]);
+    }
+}
