@@ -134,6 +134,10 @@ pub fn backup_with(
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.dedup_by(|a, b| a.path == b.path);
 
+    // Announce this backup before reading the parent or probing any object
+    // (gc safety, docs/format.md §10).
+    let session = crate::session::Session::begin(repo, &opts.name)?;
+    crate::session::pause_point("backup-started");
     // What the parent snapshot holds, by path and by content.
     let parent = repo.read_ref(RefKind::Head, &opts.name)?;
     let mut known_objects: HashSet<ObjectId> = HashSet::new();
@@ -273,6 +277,7 @@ pub fn backup_with(
     } else {
         to_read.iter().map(store_one).collect::<Result<_>>()?
     };
+    crate::session::pause_point("backup-stored");
     let mut skipped: HashSet<Vec<u8>> = to_read.iter().map(|e| e.path.clone()).collect();
     for (p, node) in results.into_iter().flatten() {
         skipped.remove(&p);
@@ -380,8 +385,12 @@ pub fn backup_with(
     summary.objects_added = counters.objects_added.load(Ordering::Relaxed) + 1;
     summary.bytes_added = counters.bytes_added.load(Ordering::Relaxed) + snapshot_bytes;
     snap.summary = summary.clone();
+    crate::session::pause_point("backup-before-commit");
+    session.before_commit(repo, &snap.tree)?;
+    crate::session::pause_point("backup-committing");
     let (id, _) = repo.commit_snapshot(&snap)?;
     repo.write_ref(RefKind::Head, &opts.name, &id)?;
+    drop(session);
     Ok(BackupReport {
         snapshot: id,
         parent,

@@ -62,7 +62,33 @@ impl Cache {
                 reason: "the cache must not be inside the repository (it may be on a share); choose another BELAY_CACHE_DIR".into(),
             });
         }
-        Cache::open_at(&dir.join("cache.sqlite"))
+        let cache = Cache::open_at(&dir.join("cache.sqlite"))?;
+        cache.sync_generation(crate::session::generation(repo)?)?;
+        Ok(cache)
+    }
+
+    /// Forget everything cached when a gc ran since it was filled: any gc
+    /// bumps the repository's generation (`gc/generation`), and objects the
+    /// cache knows may be gone.
+    pub fn sync_generation(&self, generation: u64) -> Result<()> {
+        let conn = self.conn.lock().unwrap();
+        let cached: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='generation'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if cached.as_deref() == Some(generation.to_string().as_str()) {
+            return Ok(());
+        }
+        conn.execute_batch("DELETE FROM files; DELETE FROM indexed;")
+            .map_err(|e| self.err(e))?;
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('generation', ?1)",
+            [generation.to_string()],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     pub fn open_at(path: &Path) -> Result<Cache> {

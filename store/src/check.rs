@@ -1,0 +1,538 @@
+//! `check`: prove the repository's integrity.
+//!
+//! - every snapshot marker, head and tag names a decodable snapshot;
+//! - every tree reachable from them decodes (trees and snapshots are always
+//!   read whole and re-hashed);
+//! - every chunk they reference exists with a plausible size: its header
+//!   decodes, says it is a chunk, the file is exactly header + stored length,
+//!   and a file's chunks' raw lengths add up to the file's size — without
+//!   reading payloads;
+//! - with read-data (all, or a deterministic subset), chunks are read whole,
+//!   decompressed and re-hashed.
+//!
+//! Each problem names the object's path and the snapshots and file paths
+//! it affects.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use crate::atomic::TEMP_PREFIX;
+use crate::error::{Error, Result};
+use crate::gc::{self, Progress};
+use crate::id::ObjectId;
+use crate::object::{HEADER_LEN, Header, ObjectKind};
+use crate::path;
+use crate::repo::Repo;
+use crate::tree::Node;
+
+/// Which chunks to read whole.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReadData {
+    None,
+    All,
+    /// Part `n` (1-based) of `m`: chunks whose id's first four bytes, as a
+    /// big-endian number, are `n - 1` modulo `m`. Parts 1..=m cover all.
+    Subset {
+        n: u32,
+        m: u32,
+    },
+    /// About `percent` of the chunks: the part `day % m` of `m =
+    /// round(100 / percent)` parts, where `day` is `day_number` (the CLI
+    /// passes days since 1970 UTC), so `m` consecutive daily runs cover all.
+    Percent {
+        percent: f64,
+        day_number: u64,
+    },
+}
+
+impl ReadData {
+    /// Parse `N/M` or `P%`.
+    pub fn parse_subset(s: &str, day_number: u64) -> std::result::Result<ReadData, String> {
+        let bad = || format!("cannot read {s:?} as a subset: use N/M (e.g. 1/5) or P% (e.g. 10%)");
+        if let Some(p) = s.strip_suffix('%') {
+            let percent: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(percent > 0.0 && percent <= 100.0) {
+                return Err(format!(
+                    "{s:?}: the percentage must be above 0 and at most 100"
+                ));
+            }
+            return Ok(ReadData::Percent {
+                percent,
+                day_number,
+            });
+        }
+        let (n, m) = s.split_once('/').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        let m: u32 = m.trim().parse().map_err(|_| bad())?;
+        if m == 0 || n == 0 || n > m {
+            return Err(format!("{s:?}: N/M needs 1 <= N <= M"));
+        }
+        Ok(ReadData::Subset { n, m })
+    }
+
+    pub fn includes(&self, id: &ObjectId) -> bool {
+        let x = u32::from_be_bytes(id.0[..4].try_into().unwrap());
+        match *self {
+            ReadData::None => false,
+            ReadData::All => true,
+            ReadData::Subset { n, m } => x % m == n - 1,
+            ReadData::Percent {
+                percent,
+                day_number,
+            } => {
+                let m = (100.0 / percent).round().max(1.0) as u64;
+                (x as u64) % m == day_number % m
+            }
+        }
+    }
+}
+
+/// One thing wrong, with what it affects.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// `missing`, `truncated`, `corrupt`, `wrong-kind`, `size-mismatch`,
+    /// `bad-marker`, `bad-ref`, `dangling-ref`.
+    pub kind: &'static str,
+    pub object: Option<ObjectId>,
+    /// The object's path, or the marker's / ref's.
+    pub path: PathBuf,
+    pub message: String,
+    /// Snapshots that cannot be restored whole because of it.
+    pub snapshots: Vec<ObjectId>,
+    /// Affected paths as `SOURCE@SNAPSHOT-SHORT:PATH` (at most
+    /// [`MAX_PATHS`]; `more_files` counts the rest).
+    pub files: Vec<String>,
+    pub more_files: u64,
+}
+
+pub const MAX_PATHS: usize = 20;
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    pub snapshots: u64,
+    pub trees: u64,
+    pub chunks: u64,
+    /// Chunks read whole and re-hashed, and their stored bytes.
+    pub chunks_read: u64,
+    pub bytes_read: u64,
+    /// Object files no root reaches (`gc` removes them; not a problem).
+    pub unreferenced: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Clone)]
+enum ChunkState {
+    Ok(u64),
+    Bad(usize),
+}
+
+struct Checker<'a> {
+    repo: &'a Repo,
+    read_data: ReadData,
+    progress: &'a dyn Progress,
+    report: CheckReport,
+    /// Problems by object id (index into report.problems).
+    by_object: HashMap<ObjectId, usize>,
+    chunks: HashMap<ObjectId, ChunkState>,
+    trees: HashSet<ObjectId>,
+    /// Files whose chunks' sizes do not add up: (tree, name) -> problem.
+    size_mismatch: HashMap<(ObjectId, Vec<u8>), usize>,
+}
+
+impl Checker<'_> {
+    fn problem(
+        &mut self,
+        kind: &'static str,
+        object: Option<ObjectId>,
+        path: PathBuf,
+        message: String,
+    ) -> usize {
+        self.report.problems.push(Problem {
+            kind,
+            object,
+            path,
+            message,
+            snapshots: Vec::new(),
+            files: Vec::new(),
+            more_files: 0,
+        });
+        let i = self.report.problems.len() - 1;
+        if let Some(id) = object {
+            self.by_object.insert(id, i);
+        }
+        i
+    }
+
+    fn object_problem(&mut self, id: ObjectId, e: &Error) -> usize {
+        if let Some(&i) = self.by_object.get(&id) {
+            return i;
+        }
+        let path = self.repo.object_path(&id);
+        let (kind, msg) = match e {
+            Error::MissingObject { .. } => ("missing", format!("object {id} is missing")),
+            Error::CorruptObject { reason, .. } if reason.starts_with("truncated") => {
+                ("truncated", format!("object {id} is truncated: {reason}"))
+            }
+            Error::CorruptObject { reason, .. } => {
+                ("corrupt", format!("object {id} is corrupt: {reason}"))
+            }
+            Error::WrongKind {
+                found, expected, ..
+            } => (
+                "wrong-kind",
+                format!("object {id} is a {found}, expected a {expected}"),
+            ),
+            other => ("corrupt", format!("object {id}: {other}")),
+        };
+        self.problem(kind, Some(id), path, msg)
+    }
+
+    /// Check one chunk: header and size, or (read-data) everything.
+    fn chunk(&mut self, id: ObjectId) -> ChunkState {
+        if let Some(s) = self.chunks.get(&id) {
+            return s.clone();
+        }
+        self.progress.objects(1);
+        self.report.chunks += 1;
+        let state = match self.check_chunk(&id) {
+            Ok(raw) => ChunkState::Ok(raw),
+            Err(e) => ChunkState::Bad(self.object_problem(id, &e)),
+        };
+        self.chunks.insert(id, state.clone());
+        state
+    }
+
+    fn check_chunk(&mut self, id: &ObjectId) -> Result<u64> {
+        let path = self.repo.object_path(id);
+        if self.read_data.includes(id) {
+            let raw = self.repo.read_object(id, ObjectKind::Chunk)?;
+            self.report.chunks_read += 1;
+            self.report.bytes_read += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            return Ok(raw.len() as u64);
+        }
+        let missing = || Error::MissingObject {
+            id: id.to_hex(),
+            path: path.clone(),
+        };
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: id.to_hex(),
+            path: path.clone(),
+            reason,
+        };
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
+        if len == 0 {
+            return Err(missing());
+        }
+        let mut h = [0u8; HEADER_LEN];
+        if len < HEADER_LEN as u64 {
+            return Err(corrupt(format!(
+                "truncated: {len} bytes, shorter than the header"
+            )));
+        }
+        f.read_exact(&mut h).map_err(|e| Error::io(&path, e))?;
+        let header = Header::decode(&h).map_err(corrupt)?;
+        if header.kind != ObjectKind::Chunk {
+            return Err(Error::WrongKind {
+                id: id.to_hex(),
+                found: header.kind.name(),
+                expected: "chunk",
+            });
+        }
+        let want = HEADER_LEN as u64 + header.stored_len;
+        if len < want {
+            return Err(corrupt(format!(
+                "truncated: {} payload bytes of {}",
+                len - HEADER_LEN as u64,
+                header.stored_len
+            )));
+        }
+        if len > want {
+            return Err(corrupt(format!("{} bytes after the payload", len - want)));
+        }
+        Ok(header.raw_len)
+    }
+
+    /// Check a tree and everything below it, once per tree id.
+    fn tree(&mut self, root: ObjectId) {
+        let mut stack = vec![root];
+        while let Some(t) = stack.pop() {
+            if !self.trees.insert(t) {
+                continue;
+            }
+            self.progress.objects(1);
+            self.report.trees += 1;
+            let tree = match self.repo.read_tree(&t) {
+                Ok(tree) => tree,
+                Err(e) => {
+                    self.object_problem(t, &e);
+                    continue;
+                }
+            };
+            for e in tree.entries {
+                match e.node {
+                    Node::Dir { tree } => stack.push(tree),
+                    Node::File { size, chunks, .. } => {
+                        let mut total = 0u64;
+                        let mut all_ok = true;
+                        for c in chunks {
+                            match self.chunk(c) {
+                                ChunkState::Ok(n) => total += n,
+                                ChunkState::Bad(_) => all_ok = false,
+                            }
+                        }
+                        if all_ok && total != size {
+                            let i = self.problem(
+                                "size-mismatch",
+                                None,
+                                self.repo.object_path(&t),
+                                format!(
+                                    "file {:?} in tree {t}: its chunks hold {total} bytes, the tree says {size}",
+                                    path::display(&e.name)
+                                ),
+                            );
+                            self.size_mismatch.insert((t, e.name.clone()), i);
+                        }
+                    }
+                    Node::Symlink { .. } => {}
+                }
+            }
+        }
+    }
+
+    /// Does the tree (or anything below it) have a problem? Memoized.
+    fn tainted(&mut self, t: ObjectId, memo: &mut HashMap<ObjectId, bool>) -> bool {
+        if let Some(&b) = memo.get(&t) {
+            return b;
+        }
+        memo.insert(t, false); // cycles cannot happen with hashes; be safe
+        let bad = if self.by_object.contains_key(&t) {
+            true
+        } else {
+            match self.repo.read_tree(&t) {
+                Err(_) => true,
+                Ok(tree) => {
+                    let mut bad = false;
+                    for e in &tree.entries {
+                        bad |= match &e.node {
+                            Node::Dir { tree } => self.tainted(*tree, memo),
+                            Node::File { chunks, .. } => {
+                                self.size_mismatch.contains_key(&(t, e.name.clone()))
+                                    || chunks.iter().any(|c| {
+                                        matches!(self.chunks.get(c), Some(ChunkState::Bad(_)))
+                                    })
+                            }
+                            Node::Symlink { .. } => false,
+                        };
+                    }
+                    bad
+                }
+            }
+        };
+        memo.insert(t, bad);
+        bad
+    }
+
+    fn blame(&mut self, i: usize, snap: ObjectId, label: &str, p: &[u8]) {
+        let pr = &mut self.report.problems[i];
+        if pr.snapshots.last() != Some(&snap) && !pr.snapshots.contains(&snap) {
+            pr.snapshots.push(snap);
+        }
+        if pr.files.len() < MAX_PATHS {
+            pr.files.push(format!("{label}:{}", path::display(p)));
+        } else {
+            pr.more_files += 1;
+        }
+    }
+
+    /// Attribute problems to snapshots and paths, descending only into trees
+    /// that hold a problem.
+    fn attribute(&mut self, snaps: &[(ObjectId, String, ObjectId)]) {
+        let mut memo = HashMap::new();
+        for (sid, source, root) in snaps {
+            if !self.tainted(*root, &mut memo) {
+                continue;
+            }
+            let label = format!("{source}@{}", sid.short());
+            if let Some(&i) = self.by_object.get(root) {
+                self.blame(i, *sid, &label, b"/");
+                continue;
+            }
+            let mut stack: Vec<(ObjectId, Vec<u8>)> = vec![(*root, Vec::new())];
+            while let Some((t, prefix)) = stack.pop() {
+                let Ok(tree) = self.repo.read_tree(&t) else {
+                    continue;
+                };
+                for e in &tree.entries {
+                    let p = path::join(&prefix, &e.name);
+                    match &e.node {
+                        Node::Dir { tree } => {
+                            if let Some(&i) = self.by_object.get(tree) {
+                                self.blame(i, *sid, &label, &p);
+                            } else if self.tainted(*tree, &mut memo) {
+                                stack.push((*tree, p));
+                            }
+                        }
+                        Node::File { chunks, .. } => {
+                            if let Some(&i) = self.size_mismatch.get(&(t, e.name.clone())) {
+                                self.blame(i, *sid, &label, &p);
+                            }
+                            let mut seen = HashSet::new();
+                            for c in chunks {
+                                if let Some(ChunkState::Bad(i)) = self.chunks.get(c).cloned()
+                                    && seen.insert(i)
+                                {
+                                    self.blame(i, *sid, &label, &p);
+                                }
+                            }
+                        }
+                        Node::Symlink { .. } => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn list_dir(dir: &std::path::Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(it) => {
+            for e in it {
+                let e = e.map_err(|e| Error::io(dir, e))?;
+                out.push((e.file_name().to_string_lossy().to_string(), e.path()));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Result<CheckReport> {
+    let mut c = Checker {
+        repo,
+        read_data,
+        progress,
+        report: CheckReport::default(),
+        by_object: HashMap::new(),
+        chunks: HashMap::new(),
+        trees: HashSet::new(),
+        size_mismatch: HashMap::new(),
+    };
+    progress.phase("snapshots and refs");
+    // Roots: markers, heads, tags — each must name a decodable snapshot.
+    let mut roots: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
+    for (name, p) in list_dir(&repo.root().join("snapshots"))? {
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        match ObjectId::from_hex(&name).filter(|id| id.to_hex() == name) {
+            Some(id) => {
+                if fs::metadata(&p).map(|m| m.len()).unwrap_or(0) != 0 {
+                    c.problem(
+                        "bad-marker",
+                        None,
+                        p.clone(),
+                        format!("snapshot marker {} is not empty", p.display()),
+                    );
+                }
+                roots
+                    .entry(id)
+                    .or_default()
+                    .push(format!("marker {}", p.display()));
+            }
+            None => {
+                c.problem(
+                    "bad-marker",
+                    None,
+                    p.clone(),
+                    format!(
+                        "{} is not a snapshot marker (its name is not a 64-digit lowercase id)",
+                        p.display()
+                    ),
+                );
+            }
+        }
+    }
+    for kind in ["heads", "tags"] {
+        for (name, p) in list_dir(&repo.root().join("refs").join(kind))? {
+            if name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            match text
+                .lines()
+                .next()
+                .and_then(|l| ObjectId::from_hex(l.trim()))
+            {
+                Some(id) => roots
+                    .entry(id)
+                    .or_default()
+                    .push(format!("ref {}", p.display())),
+                None => {
+                    c.problem(
+                        "bad-ref",
+                        None,
+                        p.clone(),
+                        format!("ref {} does not hold a 64-digit snapshot id", p.display()),
+                    );
+                }
+            }
+        }
+    }
+    let mut snaps: Vec<(ObjectId, String, ObjectId)> = Vec::new();
+    for (id, named_by) in &roots {
+        match repo.read_snapshot(id) {
+            Ok(s) => {
+                c.report.snapshots += 1;
+                snaps.push((*id, s.source, s.tree));
+            }
+            Err(e) => {
+                let i = c.object_problem(*id, &e);
+                let dangling = matches!(e, Error::MissingObject { .. });
+                let p = &mut c.report.problems[i];
+                if dangling {
+                    p.kind = "dangling-ref";
+                }
+                p.message = format!("{} (named by {})", p.message, named_by.join(", "));
+                p.snapshots.push(*id);
+            }
+        }
+    }
+    progress.phase("trees and chunks");
+    for (_, _, tree) in snaps.clone() {
+        c.tree(tree);
+    }
+    if !c.report.problems.is_empty() {
+        progress.phase("finding affected files");
+        c.attribute(&snaps);
+    }
+    // Objects nothing reaches (informational).
+    let mut unreferenced = 0u64;
+    gc::walk_objects(
+        repo,
+        &mut |id, _, _| {
+            if !roots.contains_key(&id) && !c.trees.contains(&id) && !c.chunks.contains_key(&id) {
+                unreferenced += 1;
+            }
+            Ok(())
+        },
+        &mut |_| Ok(()),
+    )?;
+    c.report.unreferenced = unreferenced;
+    Ok(c.report)
+}

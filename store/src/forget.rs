@@ -1,0 +1,265 @@
+//! `forget`: apply a retention policy per source, move the markers of the
+//! snapshots it removes to `trash/` (with an undo record), move heads that
+//! pointed at removed snapshots; and `undo-forget`. Objects are untouched:
+//! `gc` reclaims them later (and empties the trash).
+//!
+//! Heads: a source's head must name a live snapshot, because the next
+//! backup of that source reuses its parent's objects without reading them.
+//! When a forget removes the snapshot a head points at, the head moves to
+//! the newest snapshot of that source the policy keeps; when it keeps none,
+//! the head is removed (the next backup starts a new history, still
+//! deduplicated against everything stored). The undo record puts heads back.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::error::{Error, IoContext, Result};
+use crate::id::ObjectId;
+use crate::repo::{RefKind, Repo};
+use crate::retention::{self, Candidate, Decision, Policy};
+
+/// The undo record of the last forget: `trash/undo.json`.
+pub const UNDO_FILE: &str = "undo.json";
+
+#[derive(Clone, Debug)]
+pub struct SourcePlan {
+    pub source: String,
+    /// Newest first.
+    pub decisions: Vec<Decision<ObjectId>>,
+    /// Where the head points now, and where it will point (None: removed).
+    pub head_before: Option<ObjectId>,
+    pub head_after: Option<ObjectId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ForgetPlan {
+    pub sources: Vec<SourcePlan>,
+}
+
+impl ForgetPlan {
+    pub fn removed(&self) -> impl Iterator<Item = &Decision<ObjectId>> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.decisions.iter())
+            .filter(|d| !d.keep)
+    }
+    pub fn kept_count(&self) -> usize {
+        self.sources
+            .iter()
+            .flat_map(|s| s.decisions.iter())
+            .filter(|d| d.keep)
+            .count()
+    }
+}
+
+/// What the policy would do to every live snapshot (of `only_source`, if given).
+pub fn plan(
+    repo: &Repo,
+    policy: &Policy,
+    only_source: Option<&str>,
+    tz: &TimeZone,
+) -> Result<ForgetPlan> {
+    policy.validate().map_err(Error::Rev)?;
+    let mut tags: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
+    for (name, id) in repo.list_refs(RefKind::Tag)? {
+        tags.entry(id).or_default().push(name);
+    }
+    let heads = repo.list_refs(RefKind::Head)?;
+    let mut groups: BTreeMap<String, Vec<Candidate<ObjectId>>> = BTreeMap::new();
+    for id in repo.list_snapshots()? {
+        let snap = repo.read_snapshot(&id)?;
+        if only_source.is_some_and(|s| s != snap.source) {
+            continue;
+        }
+        groups
+            .entry(snap.source.clone())
+            .or_default()
+            .push(Candidate {
+                id,
+                time_ns: snap.time_ns,
+                tags: tags.get(&id).cloned().unwrap_or_default(),
+            });
+    }
+    if let Some(s) = only_source
+        && !groups.contains_key(s)
+    {
+        return Err(Error::Rev(format!(
+            "no live snapshot of source {s:?} (`belay log` lists sources)"
+        )));
+    }
+    let mut sources = Vec::new();
+    for (source, cands) in groups {
+        let decisions = retention::apply(policy, &cands, tz);
+        let head_before = heads.get(&source).copied();
+        let head_after = match head_before {
+            Some(h) if decisions.iter().any(|d| d.id == h && !d.keep) => {
+                decisions.iter().find(|d| d.keep).map(|d| d.id)
+            }
+            other => other,
+        };
+        sources.push(SourcePlan {
+            source,
+            decisions,
+            head_before,
+            head_after,
+        });
+    }
+    Ok(ForgetPlan { sources })
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeadMove {
+    pub source: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// `trash/undo.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UndoRecord {
+    pub version: u32,
+    /// RFC 3339, host clock.
+    pub time: String,
+    pub snapshots: Vec<String>,
+    pub heads: Vec<HeadMove>,
+}
+
+fn trash_dir(repo: &Repo) -> PathBuf {
+    repo.root().join("trash")
+}
+
+/// Carry out a plan: write the undo record, move markers to `trash/`, move
+/// heads. A crash part-way leaves a state `undo-forget` can revert.
+pub fn execute(repo: &Repo, plan: &ForgetPlan) -> Result<UndoRecord> {
+    let removed: Vec<ObjectId> = plan.removed().map(|d| d.id).collect();
+    let heads: Vec<HeadMove> = plan
+        .sources
+        .iter()
+        .filter(|s| s.head_before != s.head_after)
+        .map(|s| HeadMove {
+            source: s.source.clone(),
+            before: s.head_before.map(|i| i.to_hex()),
+            after: s.head_after.map(|i| i.to_hex()),
+        })
+        .collect();
+    let record = UndoRecord {
+        version: 1,
+        time: jiff::Timestamp::now().to_string(),
+        snapshots: removed.iter().map(|i| i.to_hex()).collect(),
+        heads,
+    };
+    if removed.is_empty() && record.heads.is_empty() {
+        return Ok(record);
+    }
+    let dir = trash_dir(repo);
+    fs::create_dir_all(&dir).at(&dir)?;
+    let mut text = serde_json::to_string_pretty(&record).expect("undo record serializes");
+    text.push('\n');
+    let undo = dir.join(UNDO_FILE);
+    atomic::publish_replace(&undo, text.as_bytes()).at(&undo)?;
+    // Heads first: a head never names a snapshot without a marker.
+    for h in &record.heads {
+        match h.after.as_deref().and_then(ObjectId::from_hex) {
+            Some(id) => repo.write_ref(RefKind::Head, &h.source, &id)?,
+            None => {
+                repo.delete_ref(RefKind::Head, &h.source)?;
+            }
+        }
+    }
+    for id in &removed {
+        let from = repo.root().join("snapshots").join(id.to_hex());
+        let to = dir.join(id.to_hex());
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            // Already gone (a concurrent forget): nothing to do.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(from, e)),
+        }
+    }
+    atomic::fsync_dir(&dir).at(&dir)?;
+    let snaps = repo.root().join("snapshots");
+    atomic::fsync_dir(&snaps).at(&snaps)?;
+    Ok(record)
+}
+
+/// The undo record of the last forget, if the trash still holds it.
+pub fn last_forget(repo: &Repo) -> Result<Option<UndoRecord>> {
+    let path = trash_dir(repo).join(UNDO_FILE);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::BadRef {
+                path,
+                reason: format!("unreadable undo record: {e}"),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UndoReport {
+    pub restored: Vec<ObjectId>,
+    /// Snapshots of the record that could not be brought back (their
+    /// objects are gone).
+    pub lost: Vec<ObjectId>,
+    pub heads: Vec<HeadMove>,
+}
+
+/// Bring back what the last forget removed: markers return from `trash/`
+/// and heads that forget moved (and nothing moved since) go back.
+pub fn undo(repo: &Repo) -> Result<UndoReport> {
+    let Some(record) = last_forget(repo)? else {
+        return Err(Error::Rev(
+            "nothing to undo: no forget since the last gc (gc empties the trash)".into(),
+        ));
+    };
+    let dir = trash_dir(repo);
+    let mut report = UndoReport::default();
+    for hex in &record.snapshots {
+        let Some(id) = ObjectId::from_hex(hex) else {
+            continue;
+        };
+        let from = dir.join(hex);
+        let to = repo.root().join("snapshots").join(hex);
+        if !repo.has_object(&id) {
+            report.lost.push(id);
+            continue;
+        }
+        match fs::rename(&from, &to) {
+            Ok(()) => report.restored.push(id),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Not in the trash: live again already, or emptied by a gc
+                // (whose deletions it may have suffered: never revive it).
+                if to.exists() {
+                    report.restored.push(id);
+                } else {
+                    report.lost.push(id);
+                }
+            }
+            Err(e) => return Err(Error::io(from, e)),
+        }
+    }
+    let snaps = repo.root().join("snapshots");
+    atomic::fsync_dir(&snaps).at(&snaps)?;
+    for h in &record.heads {
+        let current = repo.read_ref(RefKind::Head, &h.source)?.map(|i| i.to_hex());
+        if current != h.after {
+            continue; // a backup moved it since: leave it
+        }
+        match h.before.as_deref().and_then(ObjectId::from_hex) {
+            Some(id) if repo.has_object(&id) => repo.write_ref(RefKind::Head, &h.source, &id)?,
+            _ => continue,
+        }
+        report.heads.push(h.clone());
+    }
+    let undo = dir.join(UNDO_FILE);
+    fs::remove_file(&undo).at(&undo)?;
+    Ok(report)
+}

@@ -1,0 +1,492 @@
+//! Garbage collection: mark everything reachable from the roots (snapshot
+//! markers, tags and heads; parent links keep nothing alive), then sweep in
+//! two phases. An unreferenced object is first *condemned* (listed in
+//! `gc/condemned/`); a later gc deletes it once the grace period has passed
+//! by the share's own clock, no backup session is running, and it is still
+//! unreferenced. docs/format.md §10 has the protocol and why it is safe.
+//!
+//! Memory: the mark set holds 16 bytes of each live id (a false "live" only
+//! keeps garbage a little longer, never deletes anything); garbage ids are
+//! held whole (32 bytes + size). The object directory is walked one
+//! sub-directory at a time.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::atomic::{self, TEMP_PREFIX};
+use crate::error::{Error, IoContext, Result};
+use crate::id::ObjectId;
+use crate::repo::{RefKind, Repo};
+use crate::session::{self, DeletingMark, GcLock};
+use crate::tree::Node;
+
+const LIST_MAGIC: &[u8] = b"belay-condemned 1\n";
+/// Abandoned `.tmp-` files older than this (by the share's clock) are removed.
+const TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    pub grace: Duration,
+    /// Delete unreferenced objects now, without the grace period, if no
+    /// backup session is active.
+    pub now: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            grace: DEFAULT_GRACE,
+            now: false,
+        }
+    }
+}
+
+/// Progress callbacks for long walks (gc, check, stats).
+pub trait Progress: Sync {
+    fn phase(&self, _name: &str) {}
+    fn objects(&self, _n: u64) {}
+    fn warn(&self, _msg: &str) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Clone, Debug, Default)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// The generation this gc set (unchanged with `dry_run`).
+    pub generation: u64,
+    pub roots: u64,
+    /// Object files found, and their bytes.
+    pub objects: u64,
+    pub bytes: u64,
+    pub live_objects: u64,
+    pub live_bytes: u64,
+    /// Deleted by this run (would be, with `dry_run`).
+    pub deleted_objects: u64,
+    pub deleted_bytes: u64,
+    /// Newly condemned by this run.
+    pub condemned_objects: u64,
+    pub condemned_bytes: u64,
+    /// Condemned and waiting (for the grace period or running backups),
+    /// including the newly condemned.
+    pub pending_objects: u64,
+    pub pending_bytes: u64,
+    /// When the oldest pending condemnation becomes deletable.
+    pub next_deletion_in: Option<Duration>,
+    /// Backups whose sessions postponed deletion.
+    pub postponed_by: Vec<String>,
+    pub stale_sessions_removed: u64,
+    pub trash_emptied: u64,
+    pub temp_files_removed: u64,
+    pub warnings: Vec<String>,
+}
+
+struct CondemnedList {
+    path: PathBuf,
+    mtime: SystemTime,
+    ids: Vec<ObjectId>,
+    expired: bool,
+}
+
+fn trunc(id: &ObjectId) -> u128 {
+    u128::from_le_bytes(id.0[..16].try_into().unwrap())
+}
+
+fn condemned_dir(repo: &Repo) -> PathBuf {
+    repo.root().join("gc").join("condemned")
+}
+
+fn load_lists(repo: &Repo, now: SystemTime, grace: Duration) -> Result<Vec<CondemnedList>> {
+    let dir = condemned_dir(repo);
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for e in entries {
+        let e = e.at(&dir)?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(TEMP_PREFIX) || !name.ends_with(".list") {
+            continue;
+        }
+        let path = e.path();
+        let mut bytes = Vec::new();
+        fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .at(&path)?;
+        let mtime = fs::metadata(&path).and_then(|m| m.modified()).at(&path)?;
+        if !bytes.starts_with(LIST_MAGIC) || !(bytes.len() - LIST_MAGIC.len()).is_multiple_of(32) {
+            // A torn list (crash while writing): its objects are condemned
+            // again by this run, with a fresh grace period.
+            let _ = fs::remove_file(&path);
+            continue;
+        }
+        let mut ids: Vec<ObjectId> = bytes[LIST_MAGIC.len()..]
+            .chunks(32)
+            .map(|c| ObjectId(c.try_into().unwrap()))
+            .collect();
+        ids.sort();
+        let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
+        out.push(CondemnedList {
+            path,
+            mtime,
+            ids,
+            expired: age >= grace,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn write_list(path: &Path, ids: &[ObjectId], mtime: Option<SystemTime>) -> Result<()> {
+    let mut bytes = Vec::with_capacity(LIST_MAGIC.len() + ids.len() * 32);
+    bytes.extend_from_slice(LIST_MAGIC);
+    for id in ids {
+        bytes.extend_from_slice(&id.0);
+    }
+    atomic::publish_replace(path, &bytes).at(path)?;
+    if let Some(t) = mtime {
+        // Keep the condemnation time of a list that was only filtered.
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(t))
+            .at(path)?;
+    }
+    Ok(())
+}
+
+/// The roots: live snapshot markers, tags and heads.
+pub fn roots(repo: &Repo) -> Result<Vec<ObjectId>> {
+    let mut r = repo.list_snapshots()?;
+    r.extend(repo.list_refs(RefKind::Tag)?.into_values());
+    r.extend(repo.list_refs(RefKind::Head)?.into_values());
+    r.sort();
+    r.dedup();
+    Ok(r)
+}
+
+/// Mark every object reachable from `roots` (truncated ids). A root whose
+/// snapshot object is missing is skipped with a warning (nothing to keep);
+/// any other unreadable object stops gc: deleting around damage could lose
+/// data that `check` would show how to save.
+fn mark(
+    repo: &Repo,
+    roots: &[ObjectId],
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> Result<HashSet<u128>> {
+    let mut live: HashSet<u128> = HashSet::new();
+    for root in roots {
+        if !repo.has_object(root) {
+            let w = format!(
+                "snapshot {} is named by a marker or ref but missing; `belay check` reports it",
+                root.short()
+            );
+            progress.warn(&w);
+            warnings.push(w);
+            continue;
+        }
+        if !live.insert(trunc(root)) {
+            continue;
+        }
+        let snap = repo.read_snapshot(root).map_err(stop)?;
+        let mut stack = vec![snap.tree];
+        while let Some(t) = stack.pop() {
+            if !live.insert(trunc(&t)) {
+                continue;
+            }
+            progress.objects(1);
+            for e in repo.read_tree(&t).map_err(stop)?.entries {
+                match e.node {
+                    Node::Dir { tree } => stack.push(tree),
+                    Node::File { chunks, .. } => {
+                        for c in &chunks {
+                            live.insert(trunc(c));
+                        }
+                    }
+                    Node::Symlink { .. } => {}
+                }
+            }
+        }
+    }
+    Ok(live)
+}
+
+fn stop(e: Error) -> Error {
+    Error::Verify(format!(
+        "gc stopped, nothing was deleted: {e}; run `belay check` to see what is damaged"
+    ))
+}
+
+/// Visit every object file: `f(id, path, size)`; `.tmp-` files go to `tmp`.
+pub fn walk_objects(
+    repo: &Repo,
+    f: &mut dyn FnMut(ObjectId, &Path, u64) -> Result<()>,
+    tmp: &mut dyn FnMut(&Path) -> Result<()>,
+) -> Result<()> {
+    let top = repo.root().join("objects");
+    let mut level1: Vec<PathBuf> = read_names(&top)?;
+    level1.sort();
+    for d1 in level1 {
+        if !d1.is_dir() {
+            continue;
+        }
+        let mut level2 = read_names(&d1)?;
+        level2.sort();
+        for d2 in level2 {
+            if !d2.is_dir() {
+                continue;
+            }
+            for e in fs::read_dir(&d2).at(&d2)? {
+                let e = e.at(&d2)?;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let path = e.path();
+                if name.starts_with(TEMP_PREFIX) {
+                    tmp(&path)?;
+                    continue;
+                }
+                let Some(id) = ObjectId::from_hex(&name) else {
+                    continue;
+                };
+                let size = match e.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(path, e)),
+                };
+                f(id, &path, size)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_names(dir: &Path) -> Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(it) => it.map(|e| e.map(|e| e.path()).at(dir)).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(GcLock::acquire(repo)?)
+    };
+    let gc_dir = repo.root().join("gc");
+    let now = if opts.dry_run && !gc_dir.exists() {
+        SystemTime::now()
+    } else {
+        session::share_now(&gc_dir)?
+    };
+    let mut lists = load_lists(repo, now, opts.grace)?;
+    let want_delete = opts.now || lists.iter().any(|l| l.expired);
+
+    // The order matters (docs/format.md §10): announce the deletion, bump the
+    // generation, then read the sessions, then the roots.
+    let mut deleting = if want_delete && !opts.dry_run {
+        Some(DeletingMark::create(repo)?)
+    } else {
+        None
+    };
+    report.generation = session::generation(repo)?;
+    if !opts.dry_run {
+        report.generation += 1;
+        let path = gc_dir.join("generation");
+        atomic::publish_replace(&path, format!("{}\n", report.generation).as_bytes()).at(&path)?;
+    }
+    session::pause_point("gc-generation-bumped");
+    let mut active = Vec::new();
+    for s in session::list_sessions(repo, now)? {
+        if s.stale {
+            if !opts.dry_run && fs::remove_file(&s.path).is_ok() {
+                report.stale_sessions_removed += 1;
+            }
+        } else {
+            active.push(
+                s.owner
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| s.path.display().to_string()),
+            );
+        }
+    }
+    let can_delete = want_delete && active.is_empty();
+    if want_delete && !active.is_empty() {
+        report.postponed_by = active;
+    }
+    if !can_delete {
+        deleting = None;
+    }
+
+    let trash_at_start = trash_entries(repo)?;
+    progress.phase("marking");
+    let roots = roots(repo)?;
+    report.roots = roots.len() as u64;
+    let live = mark(repo, &roots, progress, &mut report.warnings)?;
+    session::pause_point("gc-marked");
+
+    progress.phase("sweeping");
+    let expired_ids = |id: &ObjectId, lists: &[CondemnedList]| {
+        lists
+            .iter()
+            .any(|l| l.expired && l.ids.binary_search(id).is_ok())
+    };
+    let pending_in = |id: &ObjectId, lists: &[CondemnedList]| {
+        lists
+            .iter()
+            .filter(|l| l.ids.binary_search(id).is_ok())
+            .map(|l| l.mtime)
+            .min()
+    };
+    let mut new_condemned: Vec<ObjectId> = Vec::new();
+    let mut oldest_pending: Option<SystemTime> = None;
+    let mut deleted_any = false;
+    let mut temp_removed = 0u64;
+    walk_objects(
+        repo,
+        &mut |id, path, size| {
+            progress.objects(1);
+            report.objects += 1;
+            report.bytes += size;
+            if live.contains(&trunc(&id)) {
+                report.live_objects += 1;
+                report.live_bytes += size;
+                return Ok(());
+            }
+            if can_delete && (opts.now || expired_ids(&id, &lists)) {
+                if !opts.dry_run {
+                    match fs::remove_file(path) {
+                        Ok(()) => deleted_any = true,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                        Err(e) => return Err(Error::io(path, e)),
+                    }
+                }
+                report.deleted_objects += 1;
+                report.deleted_bytes += size;
+                if report.deleted_objects == 1 {
+                    session::pause_point("gc-deleting");
+                }
+                return Ok(());
+            }
+            report.pending_objects += 1;
+            report.pending_bytes += size;
+            match pending_in(&id, &lists) {
+                Some(t) => {
+                    oldest_pending = Some(oldest_pending.map_or(t, |o: SystemTime| o.min(t)));
+                }
+                None => {
+                    new_condemned.push(id);
+                    report.condemned_objects += 1;
+                    report.condemned_bytes += size;
+                    oldest_pending = Some(now);
+                }
+            }
+            Ok(())
+        },
+        &mut |path| {
+            if !opts.dry_run && session::age(path, now).is_some_and(|a| a > TEMP_MAX_AGE) {
+                let _ = fs::remove_file(path);
+                temp_removed += 1;
+            }
+            Ok(())
+        },
+    )?;
+    report.temp_files_removed = temp_removed;
+    if deleted_any && atomic::sync_filesystem(repo.root()).is_err() {
+        // Deletions that are lost in a crash only leave garbage behind.
+    }
+    report.next_deletion_in = oldest_pending.map(|t| {
+        let age = now.duration_since(t).unwrap_or(Duration::ZERO);
+        opts.grace.saturating_sub(age)
+    });
+    drop(deleting);
+
+    if !opts.dry_run {
+        // Lists: expired ones are done when this run could delete; the
+        // others keep only what is still garbage (and their time).
+        for l in &lists {
+            if can_delete && (l.expired || opts.now) {
+                fs::remove_file(&l.path).at(&l.path)?;
+                continue;
+            }
+            let keep: Vec<ObjectId> = l
+                .ids
+                .iter()
+                .filter(|id| !live.contains(&trunc(id)))
+                .copied()
+                .collect();
+            if keep.is_empty() {
+                fs::remove_file(&l.path).at(&l.path)?;
+            } else if keep.len() != l.ids.len() {
+                write_list(&l.path, &keep, Some(l.mtime))?;
+            }
+        }
+        lists.clear();
+        if !new_condemned.is_empty() {
+            new_condemned.sort();
+            let path = condemned_dir(repo).join(format!("{:020}.list", report.generation));
+            fs::create_dir_all(condemned_dir(repo)).at(condemned_dir(repo))?;
+            write_list(&path, &new_condemned, None)?;
+        }
+        report.trash_emptied = empty_trash(trash_at_start)?;
+    } else {
+        report.trash_emptied = count_markers(&trash_at_start);
+    }
+    Ok(report)
+}
+
+/// The trash's entries, the undo record first (it must go before the
+/// markers it names, so an undo never revives a snapshot gc worked on).
+fn trash_entries(repo: &Repo) -> Result<Vec<PathBuf>> {
+    let dir = repo.root().join("trash");
+    let mut out = Vec::new();
+    for p in read_names(&dir)? {
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if name == crate::forget::UNDO_FILE {
+            out.insert(0, p);
+        } else if ObjectId::from_hex(&name).is_some() {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn count_markers(entries: &[PathBuf]) -> u64 {
+    entries
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != crate::forget::UNDO_FILE))
+        .count() as u64
+}
+
+/// Remove the markers of forgotten snapshots and the undo record.
+fn empty_trash(entries: Vec<PathBuf>) -> Result<u64> {
+    let mut n = 0;
+    for p in entries {
+        let is_marker = p.file_name().is_some_and(|n| n != crate::forget::UNDO_FILE);
+        match fs::remove_file(&p) {
+            Ok(()) => n += is_marker as u64,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(p, e)),
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,444 @@
+//! Running operations and gc safety (docs/format.md §10).
+//!
+//! - `sessions/<host>-<pid>-<random>.json`: one per running backup, created
+//!   before the backup reads its parent, removed after its ref moved. A
+//!   heartbeat refreshes its mtime every minute.
+//! - `locks/gc.json`: at most one gc at a time.
+//! - `gc/generation`: bumped by every gc; `gc/deleting` exists while a gc
+//!   deletes objects.
+//!
+//! A session or lock is stale when its process is gone: on the same host,
+//! its pid no longer runs; from another host, its heartbeat (mtime) is
+//! older than [`STALE_AFTER`] by the share's clock.
+//!
+//! The test hook [`pause_point`] lets tests stop a process at a named
+//! point: with `BELAY_TEST_PAUSE_AT=<name>[,<name>…]` and
+//! `BELAY_TEST_PAUSE_DIR=<dir>`, reaching `<name>` creates
+//! `<dir>/<name>.reached` and waits until `<dir>/<name>.go` exists.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::{self, TEMP_PREFIX};
+use crate::error::{Error, IoContext, Result};
+use crate::id::ObjectId;
+use crate::repo::Repo;
+use crate::tree::Node;
+
+/// A session or lock from another host whose heartbeat is older than this
+/// (by the share's clock) is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// The content of a session or lock file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Owner {
+    /// `backup` or `gc`.
+    pub kind: String,
+    pub host: String,
+    pub pid: u32,
+    /// Host clock when it started, RFC 3339.
+    pub started: String,
+    /// What it works on (a backup's source name).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Owner {
+    fn new(kind: &str, source: &str) -> Owner {
+        Owner {
+            kind: kind.into(),
+            host: hostname(),
+            pid: std::process::id(),
+            started: jiff::Timestamp::now().to_string(),
+            source: source.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {} (pid {}, since {})",
+            self.kind, self.host, self.pid, self.started
+        )?;
+        if !self.source.is_empty() {
+            write!(f, " of {}", self.source)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // (or truncates) within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc == 0 {
+        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let s = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+        if !s.is_empty() {
+            return s;
+        }
+    }
+    "unknown".into()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for the process's existence.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The share's clock: the mtime of a file written now in `dir`.
+pub fn share_now(dir: &Path) -> Result<SystemTime> {
+    fs::create_dir_all(dir).at(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}clock-"))
+        .tempfile_in(dir)
+        .at(dir)?;
+    tmp.as_file().write_all(b"clock\n").at(tmp.path())?;
+    let t = tmp
+        .as_file()
+        .metadata()
+        .and_then(|m| m.modified())
+        .at(tmp.path())?;
+    Ok(t)
+}
+
+/// How long ago (by the share's clock `now`) `path` was last modified.
+pub fn age(path: &Path, now: SystemTime) -> Option<Duration> {
+    let m = fs::metadata(path).ok()?.modified().ok()?;
+    Some(now.duration_since(m).unwrap_or(Duration::ZERO))
+}
+
+/// Is the owner of `path` (a session or lock file) gone?
+pub fn is_stale(path: &Path, owner: Option<&Owner>, now: SystemTime) -> bool {
+    match owner {
+        Some(o) if o.host == hostname() => !pid_alive(o.pid),
+        _ => age(path, now).is_some_and(|a| a > STALE_AFTER),
+    }
+}
+
+fn read_owner(path: &Path) -> Option<Owner> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// A session or lock file in the repository.
+#[derive(Clone, Debug)]
+pub struct Active {
+    pub path: PathBuf,
+    pub owner: Option<Owner>,
+    pub stale: bool,
+}
+
+/// Every session file, each with whether it is stale.
+pub fn list_sessions(repo: &Repo, now: SystemTime) -> Result<Vec<Active>> {
+    let dir = repo.root().join("sessions");
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for e in entries {
+        let e = e.at(&dir)?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) || !name.ends_with(".json") {
+            continue;
+        }
+        let path = e.path();
+        let owner = read_owner(&path);
+        // A file that vanished meanwhile (its backup finished) is skipped.
+        if !path.exists() {
+            continue;
+        }
+        let stale = is_stale(&path, owner.as_ref(), now);
+        out.push(Active { path, owner, stale });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The gc generation (`gc/generation`); 0 when the file is missing.
+pub fn generation(repo: &Repo) -> Result<u64> {
+    let path = repo.root().join("gc").join("generation");
+    match fs::read_to_string(&path) {
+        Ok(t) => t.trim().parse().map_err(|_| Error::BadRef {
+            path,
+            reason: "gc generation is not a number".into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+pub(crate) fn deleting_path(repo: &Repo) -> PathBuf {
+    repo.root().join("gc").join("deleting")
+}
+
+/// A file that exists while its owner runs, refreshed by a heartbeat
+/// thread, removed on drop.
+struct Heartbeat {
+    path: PathBuf,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn create(path: PathBuf, owner: &Owner) -> Result<std::result::Result<Heartbeat, ()>> {
+        let mut text = serde_json::to_vec_pretty(owner).expect("owner serializes");
+        text.push(b'\n');
+        if let Some(d) = path.parent() {
+            fs::create_dir_all(d).at(d)?;
+        }
+        match atomic::publish_new(&path, &text, true).at(&path)? {
+            atomic::Published::Created => {}
+            atomic::Published::AlreadyExisted => return Ok(Err(())),
+        }
+        atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
+        let (tx, rx) = mpsc::channel::<()>();
+        let p = path.clone();
+        let thread = thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HEARTBEAT) {
+                if let Ok(f) = File::options().write(true).open(&p) {
+                    let _ = f.set_modified(SystemTime::now());
+                }
+            }
+        });
+        Ok(Ok(Heartbeat {
+            path,
+            stop: Some(tx),
+            thread: Some(thread),
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = fs::remove_file(&self.path);
+        if let Some(d) = self.path.parent() {
+            let _ = atomic::fsync_dir(d);
+        }
+    }
+}
+
+/// A running backup's session (see the module docs and docs/format.md §10).
+pub struct Session {
+    _file: Heartbeat,
+    generation: u64,
+    deleting_at_start: bool,
+}
+
+impl Session {
+    /// Announce a backup. Must be called before the backup reads its parent
+    /// or checks whether any object exists.
+    pub fn begin(repo: &Repo, source: &str) -> Result<Session> {
+        let owner = Owner::new("backup", source);
+        let dir = repo.root().join("sessions");
+        let file = loop {
+            let mut r = [0u8; 6];
+            fill_random(&mut r);
+            let name = format!(
+                "{}-{}-{}.json",
+                sanitize(&owner.host),
+                owner.pid,
+                hex::encode(r)
+            );
+            if let Ok(h) = Heartbeat::create(dir.join(name), &owner)? {
+                break h;
+            }
+        };
+        // Read after the session is visible (the order gc relies on).
+        let generation = generation(repo)?;
+        let deleting_at_start = deleting_path(repo).exists();
+        Ok(Session {
+            _file: file,
+            generation,
+            deleting_at_start,
+        })
+    }
+
+    /// Call after every object of the new snapshot is written and before the
+    /// snapshot object: waits for a gc that is deleting, and when a gc ran
+    /// during this backup, checks that every object the snapshot references
+    /// still exists. A missing one fails the backup (nothing is committed);
+    /// running it again stores what is missing.
+    pub fn before_commit(&self, repo: &Repo, root: &ObjectId) -> Result<()> {
+        let waited = wait_while_deleting(repo)?;
+        let now_gen = generation(repo)?;
+        if !(waited || self.deleting_at_start || now_gen != self.generation) {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![*root];
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t) {
+                continue;
+            }
+            if !repo.has_object(&t) {
+                missing.push(t);
+                continue;
+            }
+            for e in repo.read_tree(&t)?.entries {
+                match e.node {
+                    Node::Dir { tree } => stack.push(tree),
+                    Node::File { chunks, .. } => {
+                        for c in chunks {
+                            if seen.insert(c) && !repo.has_object(&c) {
+                                missing.push(c);
+                            }
+                        }
+                    }
+                    Node::Symlink { .. } => {}
+                }
+            }
+        }
+        if let Some(first) = missing.first() {
+            return Err(Error::Unsafe(format!(
+                "a gc that ran during this backup removed {} object(s) it reuses (e.g. {}); nothing was committed: run the backup again",
+                missing.len(),
+                repo.object_path(first).display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Wait while a gc is deleting objects (`gc/deleting` exists and its owner
+/// is alive). Returns whether it waited.
+fn wait_while_deleting(repo: &Repo) -> Result<bool> {
+    let path = deleting_path(repo);
+    let mut waited = false;
+    loop {
+        if !path.exists() {
+            return Ok(waited);
+        }
+        let owner = read_owner(&path);
+        let now = share_now(&repo.root().join("gc"))?;
+        if is_stale(&path, owner.as_ref(), now) {
+            return Ok(true);
+        }
+        waited = true;
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The gc lock, `locks/gc.json`.
+pub struct GcLock {
+    _file: Heartbeat,
+}
+
+impl GcLock {
+    /// Take the lock; a stale one (its gc died) is taken over.
+    pub fn acquire(repo: &Repo) -> Result<GcLock> {
+        let path = repo.root().join("locks").join("gc.json");
+        let owner = Owner::new("gc", "");
+        for _ in 0..3 {
+            if let Ok(h) = Heartbeat::create(path.clone(), &owner)? {
+                return Ok(GcLock { _file: h });
+            }
+            let other = read_owner(&path);
+            let now = share_now(&repo.root().join("locks"))?;
+            if is_stale(&path, other.as_ref(), now) {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let who = other
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| "an unknown process".into());
+            return Err(Error::Unsafe(format!(
+                "another gc is running ({who}; lock {}); wait for it to finish",
+                path.display()
+            )));
+        }
+        Err(Error::Unsafe(format!(
+            "could not take the gc lock {}",
+            path.display()
+        )))
+    }
+}
+
+/// `gc/deleting` while a gc deletes objects.
+pub(crate) struct DeletingMark {
+    _file: Heartbeat,
+}
+
+impl DeletingMark {
+    pub(crate) fn create(repo: &Repo) -> Result<DeletingMark> {
+        let path = deleting_path(repo);
+        let owner = Owner::new("gc", "");
+        // We hold the gc lock, so an existing file is a dead gc's.
+        let _ = fs::remove_file(&path);
+        match Heartbeat::create(path.clone(), &owner)? {
+            Ok(h) => Ok(DeletingMark { _file: h }),
+            Err(()) => Err(Error::Unsafe(format!(
+                "{} appeared while holding the gc lock",
+                path.display()
+            ))),
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+fn fill_random(buf: &mut [u8]) {
+    use std::io::Read;
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .is_err()
+    {
+        let seed = format!("{:?}{}", SystemTime::now(), std::process::id());
+        let h = blake3::hash(seed.as_bytes());
+        for (b, x) in buf.iter_mut().zip(h.as_bytes()) {
+            *b = *x;
+        }
+    }
+}
+
+/// Test hook: see the module docs. Does nothing unless
+/// `BELAY_TEST_PAUSE_AT` names `point`.
+pub fn pause_point(point: &str) {
+    let Ok(points) = std::env::var("BELAY_TEST_PAUSE_AT") else {
+        return;
+    };
+    if !points.split(',').any(|p| p == point) {
+        return;
+    }
+    let Some(dir) = std::env::var_os("BELAY_TEST_PAUSE_DIR") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let _ = fs::write(dir.join(format!("{point}.reached")), b"");
+    let go = dir.join(format!("{point}.go"));
+    while !go.exists() {
+        thread::sleep(Duration::from_millis(5));
+    }
+}
