@@ -52,13 +52,15 @@ def timed(cmd, env, cwd):
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"timed command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr.decode(errors='replace')}")
-    rss = 0
+    rss, cpu = 0, 0.0
     with open(out) as f:
         for line in f:
             if "Maximum resident set size" in line:
                 rss = int(line.split(":")[1])
+            if "User time (seconds)" in line or "System time (seconds)" in line:
+                cpu += float(line.split(":")[1])
     os.remove(out)
-    return wall, rss
+    return wall, rss, cpu
 
 
 def du(path):
@@ -82,10 +84,20 @@ class Tool:
     def __init__(self, name, work, belay_bin=None):
         self.name = name
         self.work = work
-        self.repo = os.path.join(work, f"repo-{name}")
-        self.cache = os.path.join(work, f"cache-{name}")
         self.belay = belay_bin
         self.env = dict(os.environ)
+        self.set_rep(0)
+
+    def set_rep(self, rep):
+        """Every repetition gets new directories: nothing is deleted during a
+        run (on ext4 without a journal, creating inodes right after deleting
+        many is slow, which would charge one tool for another's clean-up)."""
+        self.repo = os.path.join(self.work, f"rep{rep}", f"repo-{self.name}")
+        self.cache = os.path.join(self.work, f"rep{rep}", f"cache-{self.name}")
+        self._env()
+
+    def _env(self):
+        name = self.name
         self.n = 0
         if name == "restic":
             self.env.update(RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=self.repo)
@@ -99,8 +111,6 @@ class Tool:
             self.env.update(RUSTIC_PASSWORD=PASSWORD, RUSTIC_REPOSITORY=self.repo)
 
     def reset(self):
-        for p in (self.repo, self.cache):
-            shutil.rmtree(p, ignore_errors=True)
         os.makedirs(self.cache, exist_ok=True)
         self.n = 0
         if self.name == "restic":
@@ -144,11 +154,9 @@ class Tool:
 
     def restored_root(self, target, data):
         """Where the restored copy of `data` ends up below `target`."""
-        if self.name in ("restic", "rustic"):
-            return os.path.join(target, data.lstrip("/"))
-        if self.name in ("borg", "tar+zstd"):
-            return os.path.join(target, "data")
-        return target
+        if self.name == "belay":
+            return target
+        return os.path.join(target, "data")
 
     def version(self):
         try:
@@ -214,48 +222,50 @@ def main():
     gen = run([sys.executable, os.path.join(HERE, "datasets.py"), a.dataset, base]).stdout.decode().strip()
     print(gen)
     tools = [Tool(n, work, a.belay) for n in names]
-    data = os.path.join(work, "data")
-    res = {t.name: {s: [] for s in STEPS} | {"rss_backup": [], "rss_restore": [], "size_initial": [],
-                                              "size_final": []} for t in tools}
+    res = {t.name: {s: [] for s in STEPS} | {s + "_cpu": [] for s in STEPS}
+           | {"rss_backup": [], "rss_restore": [], "size_initial": [], "size_final": []} for t in tools}
     load_before = loadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
     verified = {}
     for rep in range(a.reps):
         order = tools[rep % len(tools):] + tools[:rep % len(tools)]
-        shutil.rmtree(data, ignore_errors=True)
+        data = os.path.join(work, f"rep{rep}", "data")
+        os.makedirs(os.path.dirname(data))
         run(["cp", "-a", base, data])
         warm(data)
         for t in order:
+            t.set_rep(rep)
             t.reset()
         for step in ("initial", "unchanged"):
             for t in order:
                 if t.name == "tar+zstd" and step != "initial":
                     continue
-                w, rss = timed(t.backup_cmd(), t.env, work)
+                w, rss, cpu = timed(t.backup_cmd(), t.env, os.path.dirname(data))
                 res[t.name][step].append(w)
+                res[t.name][step + "_cpu"].append(cpu)
                 res[t.name]["rss_backup"].append(rss)
                 if step == "initial":
                     res[t.name]["size_initial"].append(du(t.repo))
         run([sys.executable, os.path.join(HERE, "datasets.py"), "mutate", data])
         warm(data)
         for t in order:
-            w, rss = timed(t.backup_cmd(), t.env, work)
+            w, rss, cpu = timed(t.backup_cmd(), t.env, os.path.dirname(data))
             res[t.name]["mutated"].append(w)
+            res[t.name]["mutated_cpu"].append(cpu)
             res[t.name]["rss_backup"].append(rss)
             res[t.name]["size_final"].append(du(t.repo))
         for t in order:
-            target = os.path.join(work, f"restore-{t.name}")
-            shutil.rmtree(target, ignore_errors=True)
+            target = os.path.join(work, f"rep{rep}", f"restore-{t.name}")
             os.makedirs(target)
-            w, rss = timed(t.restore_cmd(target), t.env, work)
+            w, rss, cpu = timed(t.restore_cmd(target), t.env, os.path.dirname(data))
             res[t.name]["restore"].append(w)
+            res[t.name]["restore_cpu"].append(cpu)
             res[t.name]["rss_restore"].append(rss)
             if rep == 0:
                 ok, diff = same_tree(data, t.restored_root(target, data))
                 verified[t.name] = ok
                 if not ok:
                     print(f"WARNING: {t.name} restore differs from the source:\n{diff}")
-            shutil.rmtree(target, ignore_errors=True)
         print(f"rep {rep + 1}/{a.reps} done (load {loadavg()})", flush=True)
     load_after = loadavg()
 
@@ -286,6 +296,13 @@ def main():
         p(f"| {n} | {f(med(n, 'initial'))} | {f(med(n, 'unchanged'))} | {f(med(n, 'mutated'))} "
           f"| {f(med(n, 'restore'))} | {f(med(n, 'size_initial') / 2**20, 1)} | {f(med(n, 'size_final') / 2**20, 1)} "
           f"| {f(rb, 0)} | {f(rr, 0)} | {'yes' if verified.get(n) else 'NO'} |")
+    p("")
+    p("CPU seconds (user + system, medians):")
+    p("")
+    p("| tool | " + " | ".join(STEPS) + " |")
+    p("|---|" + "---:|" * len(STEPS))
+    for t in tools:
+        p(f"| {t.name} | " + " | ".join(f(med(t.name, s + '_cpu')) for s in STEPS) + " |")
     if "restic" in res and "belay" in res:
         p("")
         p("Ratios (belay / restic unless noted; target in brackets):")
