@@ -509,11 +509,12 @@ pub fn restore(
             skip_unreadable: false,
         };
         let progress = Progress::new(out.quiet || out.json, "safety snapshot");
+        let deflate = session.lock().unwrap().info.can_deflate();
         let r = run_backup(
             repo,
             &session,
             PullOptions {
-                deflate: session.lock().unwrap().info.can_deflate(),
+                deflate,
                 hash: true,
             },
             &[],

@@ -194,6 +194,13 @@ impl Link {
         while self.pending().len() < n {
             let before = self.pending().len();
             if !self.fill(deadline)? {
+                // A board that reset mid-frame printed its banner instead.
+                if let Some(what) = reset_marker(self.pending()) {
+                    return Err(BoardError::Reset {
+                        board: self.label.clone(),
+                        what,
+                    });
+                }
                 return Err(self.timeout(doing, timeout));
             }
             if self.pending().len() > before {

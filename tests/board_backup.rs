@@ -1,0 +1,603 @@
+//! End-to-end tests of `belay backup serial:…` and `belay restore … --to
+//! serial:…` through the real binary against the test board (the real
+//! MicroPython interpreter on a pseudo-terminal).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use belay_suite::board::{BoardOptions, RawPaste, TestBoard};
+use belay_suite::cli::belay;
+use belay_suite::fsutil::noise;
+use serde_json::Value;
+
+/// A repository with its own cache directory (never the user's).
+struct Env {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    cache: PathBuf,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let repo = root.join("repo");
+        let cache = root.join("cache");
+        let e = Env {
+            _tmp: tmp,
+            repo,
+            cache,
+            root,
+        };
+        e.cmd(&["init"]).assert().success();
+        e
+    }
+
+    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = belay(&self.repo);
+        c.env("BELAY_CACHE_DIR", &self.cache).args(args);
+        c
+    }
+
+    /// Run with --json, assert success, parse.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cmd(&["--json"]).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "belay {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    /// Run, assert failure, return stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "belay {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn snapshots(&self) -> Vec<Value> {
+        self.json(&["log"]).as_array().unwrap().clone()
+    }
+}
+
+fn serial(b: &TestBoard) -> String {
+    format!("serial:{}", b.path.display())
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+fn example_image() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/board-image")
+}
+
+/// The example image plus the awkward cases: every byte value, names with
+/// spaces and non-ASCII characters, empty files and directories, and
+/// optionally a 300 KB file.
+fn build_image(dir: &Path, big: bool) {
+    copy_dir(&example_image(), dir);
+    let all: Vec<u8> = (0..=255u8).cycle().take(256 * 9).collect();
+    fs::write(dir.join("all bytes.bin"), &all).unwrap();
+    fs::create_dir_all(dir.join("données/日本")).unwrap();
+    fs::write(dir.join("données/café menu.txt"), "crème brûlée\n").unwrap();
+    fs::write(dir.join("données/日本/空.txt"), b"").unwrap();
+    fs::create_dir_all(dir.join("empty dir")).unwrap();
+    fs::write(
+        dir.join("ctrl.bin"),
+        b"\x01\x02\x03\x04\x05\x1b[\x1bA\r\n\x00",
+    )
+    .unwrap();
+    if big {
+        fs::write(dir.join("data/big.bin"), noise(300 * 1024, 7)).unwrap();
+    }
+}
+
+/// Path → (is_dir, content) of a folder, for comparisons of content only
+/// (boards keep no permissions or settable times).
+fn content(root: &Path) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    fn go(root: &Path, d: &Path, out: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            if e.file_type().unwrap().is_dir() {
+                out.insert(rel, None);
+                go(root, &e.path(), out);
+            } else {
+                out.insert(rel, Some(fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    go(root, root, &mut out);
+    out
+}
+
+fn assert_same_content(a: &Path, b: &Path) {
+    let ca = content(a);
+    let cb = content(b);
+    let ka: Vec<String> = ca
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into())
+        .collect();
+    let kb: Vec<String> = cb
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into())
+        .collect();
+    assert_eq!(
+        ka,
+        kb,
+        "{} and {} hold different paths",
+        a.display(),
+        b.display()
+    );
+    for (k, v) in &ca {
+        assert!(
+            cb[k] == *v,
+            "{} differs between {} and {}",
+            String::from_utf8_lossy(k),
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn total_bytes(dir: &Path) -> u64 {
+    content(dir)
+        .values()
+        .map(|v| v.as_ref().map_or(0, |d| d.len() as u64))
+        .sum()
+}
+
+fn num(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+#[test]
+fn backup_restore_roundtrip_then_incremental() {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, true);
+    let opts = BoardOptions {
+        unique_id: Some("e6614103e7452d2f".into()),
+        ..BoardOptions::unthrottled()
+    };
+    let board = TestBoard::start(&img, &opts);
+    let port = serial(&board);
+
+    let first = env.json(&["backup", &port]);
+    assert_eq!(
+        first["source"], "e6614103e7452d2f",
+        "named after the unique id"
+    );
+    assert_eq!(num(&first, "bytes_transferred"), total_bytes(&img));
+    assert!(num(&first, "wire_bytes") > 0);
+    let out = env.dir("out");
+    env.cmd(&["restore", "e6614103e7452d2f", "--to"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_content(&img, &out);
+
+    let show = env.json(&["show", "e6614103e7452d2f"]);
+    assert_eq!(show["device"]["unique_id"], "e6614103e7452d2f");
+    assert!(
+        show["device"]["firmware"]
+            .as_str()
+            .unwrap()
+            .contains("v1.27")
+    );
+    assert!(show["device"]["fs_size"].as_str().is_some());
+    assert_eq!(show["device"]["port"], board.path.display().to_string());
+
+    // Unchanged: nothing crosses the line but hashes.
+    let again = env.json(&["backup", &port]);
+    assert_eq!(num(&again, "bytes_transferred"), 0);
+    assert_eq!(num(&again, "files_read"), 0);
+    assert_eq!(again["parent"], first["snapshot"]);
+    drop(board);
+
+    // One file changed (and one renamed): only the changed file is pulled.
+    let img2 = env.dir("img2");
+    copy_dir(&img, &img2);
+    fs::write(img2.join("config.json"), "{\"changed\": true}\n").unwrap();
+    fs::rename(img2.join("data/big.bin"), img2.join("data/big-renamed.bin")).unwrap();
+    let board = TestBoard::start(&img2, &opts);
+    let third = env.json(&["backup", &serial(&board), "-m", "one change"]);
+    assert_eq!(num(&third, "files_read"), 1);
+    assert_eq!(
+        num(&third, "bytes_transferred"),
+        fs::metadata(img2.join("config.json")).unwrap().len()
+    );
+    // The board left in its friendly REPL: a second session works at once.
+    let fourth = env.json(&["backup", &serial(&board)]);
+    assert_eq!(num(&fourth, "bytes_transferred"), 0);
+    drop(board);
+
+    // Another board with the same files: nothing is pulled (the cache knows
+    // every sha256), and it gets its own history.
+    let other = TestBoard::start(
+        &img2,
+        &BoardOptions {
+            unique_id: Some("0102030405060708".into()),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let o = env.json(&["backup", &serial(&other)]);
+    assert_eq!(o["source"], "0102030405060708");
+    assert_eq!(num(&o, "bytes_transferred"), 0);
+    assert!(o["parent"].is_null());
+
+    // --name is remembered: the next backup without it continues there.
+    let named = env.json(&["backup", &serial(&other), "--name", "greenhouse-3"]);
+    assert_eq!(named["source"], "greenhouse-3");
+    assert_eq!(
+        named["parent"], o["snapshot"],
+        "history continues under the new name"
+    );
+    let next = env.json(&["backup", &serial(&other)]);
+    assert_eq!(next["source"], "greenhouse-3");
+}
+
+#[test]
+fn restore_to_a_changed_board_with_and_without_delete() {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, false);
+    let opts = BoardOptions {
+        unique_id: Some("aa00aa00aa00aa00".into()),
+        ..BoardOptions::unthrottled()
+    };
+    let board = TestBoard::start(&img, &opts);
+    let snap = env.json(&["backup", &serial(&board)]);
+    let snap_id = snap["snapshot"].as_str().unwrap().to_string();
+    drop(board);
+
+    // The board changes: a file edited, one added, one removed, a new dir.
+    let changed = env.dir("changed");
+    copy_dir(&img, &changed);
+    fs::write(changed.join("main.py"), "print('new firmware')\n").unwrap();
+    fs::write(changed.join("extra.txt"), "not in the snapshot\n").unwrap();
+    fs::remove_file(changed.join("lib/sensors/soil.py")).unwrap();
+    fs::create_dir_all(changed.join("new dir/sub")).unwrap();
+    fs::write(changed.join("new dir/sub/f.bin"), [0u8, 1, 2, 3]).unwrap();
+
+    // Without --delete: the snapshot's files come back, extras stay.
+    let board = TestBoard::start(&changed, &opts);
+    let dry = env.json(&["restore", &snap_id, "--to", &serial(&board), "--dry-run"]);
+    assert_eq!(dry["changes"]["write"].as_array().unwrap().len(), 2);
+    let r = env.json(&["restore", &snap_id, "--to", &serial(&board), "--yes"]);
+    assert_eq!(
+        num(&r, "files"),
+        2,
+        "only main.py and soil.py are sent: {r}"
+    );
+    assert!(num(&r, "unchanged") > 5);
+    let safety = r["safety_snapshot"].as_str().unwrap().to_string();
+    let dump = board.stop_and_dump();
+    let mut expected = content(&img);
+    for (k, v) in content(&changed) {
+        expected.entry(k).or_insert(v);
+    }
+    assert_eq!(
+        content(&dump).keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &expected {
+        assert!(content(&dump)[k] == *v, "{}", String::from_utf8_lossy(k));
+    }
+
+    // The safety snapshot holds the pre-restore state and says what it is.
+    let s = env.json(&["show", &safety]);
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("safety snapshot before restore")
+    );
+    assert_eq!(s["meta"]["belay.restore_of"], snap_id.as_str());
+    let pre = env.dir("pre");
+    env.cmd(&["restore", &safety, "--to"])
+        .arg(&pre)
+        .assert()
+        .success();
+    assert_same_content(&changed, &pre);
+
+    // With --delete: the board ends up exactly as the snapshot.
+    let board = TestBoard::start(&changed, &opts);
+    let r = env.json(&[
+        "restore",
+        &snap_id,
+        "--to",
+        &serial(&board),
+        "--yes",
+        "--delete",
+    ]);
+    assert!(num(&r, "removed") >= 4, "{r}");
+    let dump = board.stop_and_dump();
+    assert_same_content(&img, &dump);
+
+    // A board that already matches: nothing to do, no safety snapshot.
+    let board = TestBoard::start(&img, &opts);
+    let before = env.snapshots().len();
+    let r = env.json(&[
+        "restore",
+        &snap_id,
+        "--to",
+        &serial(&board),
+        "--yes",
+        "--delete",
+    ]);
+    assert_eq!(r["changes"]["write"].as_array().unwrap().len(), 0);
+    assert_eq!(env.snapshots().len(), before);
+}
+
+/// Back a folder up, push it to a board holding something else (the write
+/// path), pull the board into a fresh repository (the read path), and check
+/// both directions byte for byte.
+fn push_and_pull(opts: BoardOptions, big: bool) {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, big);
+    let other = env.dir("other");
+    fs::create_dir_all(other.join("lib")).unwrap();
+    fs::write(other.join("main.py"), "print('old')\n").unwrap();
+    fs::write(other.join("lib/stale.py"), "x = 1\n").unwrap();
+    let folder = env.json(&["backup", img.to_str().unwrap(), "--name", "folder"]);
+    let board = TestBoard::start(&other, &opts);
+    env.json(&[
+        "restore",
+        "folder",
+        "--to",
+        &serial(&board),
+        "--yes",
+        "--delete",
+    ]);
+    let pull = Env::new();
+    let b = pull.json(&["backup", &serial(&board)]);
+    assert_eq!(num(&b, "files"), num(&folder, "files"));
+    let dump = board.stop_and_dump();
+    assert_same_content(&img, &dump);
+    let out = pull.dir("out");
+    let src = b["source"].as_str().unwrap().to_string();
+    pull.cmd(&["restore", &src, "--to"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_content(&img, &out);
+}
+
+#[test]
+fn classic_raw_repl_when_raw_paste_is_refused() {
+    push_and_pull(
+        BoardOptions {
+            raw_paste: RawPaste::Refuse,
+            ..BoardOptions::unthrottled()
+        },
+        false,
+    );
+}
+
+#[test]
+fn firmware_older_than_raw_paste() {
+    push_and_pull(
+        BoardOptions {
+            raw_paste: RawPaste::Absent,
+            ..BoardOptions::unthrottled()
+        },
+        false,
+    );
+}
+
+#[test]
+fn board_without_stdio_buffer_uses_base64() {
+    push_and_pull(
+        BoardOptions {
+            stdio_buffer: false,
+            ..BoardOptions::unthrottled()
+        },
+        false,
+    );
+}
+
+#[test]
+fn board_without_hashlib() {
+    push_and_pull(
+        BoardOptions {
+            hashlib: false,
+            deflate: false,
+            ..BoardOptions::unthrottled()
+        },
+        false,
+    );
+}
+
+#[test]
+fn small_heap_like_an_esp8266() {
+    push_and_pull(
+        BoardOptions {
+            heap: Some(40_000),
+            ..BoardOptions::unthrottled()
+        },
+        true,
+    );
+}
+
+#[test]
+fn uart_board_with_a_256_byte_input_buffer() {
+    // At the real line speed: pushes must go one frame at a time or the
+    // board drops bytes.
+    push_and_pull(
+        BoardOptions {
+            rx_buffer: Some(256),
+            ..BoardOptions::default()
+        },
+        false,
+    );
+}
+
+fn fault_then_rerun(fault: BoardOptions, expect: &str) {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, true);
+    let uid = "fa17fa17fa17fa17".to_string();
+    let board = TestBoard::start(
+        &img,
+        &BoardOptions {
+            unique_id: Some(uid.clone()),
+            ..fault
+        },
+    );
+    let err = env.fails(&["backup", &serial(&board)]);
+    assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    assert!(err.contains(&uid), "the error names the board: {err}");
+    assert!(err.contains("no snapshot"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(env.snapshots().is_empty(), "no partial snapshot");
+    drop(board);
+    // Rerun on a healthy board: completes, and what the first run pulled
+    // is not pulled again.
+    let board = TestBoard::start(
+        &img,
+        &BoardOptions {
+            unique_id: Some(uid),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let r = env.json(&["backup", &serial(&board)]);
+    assert!(
+        num(&r, "bytes_transferred") < total_bytes(&img),
+        "the rerun reuses what the failed run stored: {r}"
+    );
+    let out = env.dir("out");
+    let src = r["source"].as_str().unwrap().to_string();
+    env.cmd(&["restore", &src, "--to"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_content(&img, &out);
+}
+
+#[test]
+fn board_reset_mid_pull() {
+    fault_then_rerun(
+        BoardOptions {
+            reset_after_bytes: Some(200_000),
+            ..BoardOptions::unthrottled()
+        },
+        "reset",
+    );
+}
+
+#[test]
+fn board_unplugged_mid_pull() {
+    fault_then_rerun(
+        BoardOptions {
+            unplug_after_bytes: Some(200_000),
+            ..BoardOptions::unthrottled()
+        },
+        "disconnected",
+    );
+}
+
+#[test]
+fn garbage_mid_pull() {
+    fault_then_rerun(
+        BoardOptions {
+            garble_after_bytes: Some(200_000),
+            ..BoardOptions::unthrottled()
+        },
+        "garbled",
+    );
+}
+
+#[test]
+fn missing_port_and_not_a_board() {
+    let env = Env::new();
+    let err = env.fails(&["backup", "serial:/dev/does-not-exist"]);
+    assert!(err.contains("no such serial port"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A terminal that answers, but not as MicroPython.
+    let script = r#"
+import os, pty, select, sys, time
+m, s = pty.openpty()
+import tty; tty.setraw(s)
+print(os.ttyname(s), flush=True)
+end = time.time() + 30
+while time.time() < end:
+    r, _, _ = select.select([m], [], [], 0.1)
+    if r:
+        try:
+            os.read(m, 1024)
+        except OSError:
+            break
+        os.write(m, b"login: ")
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let err = env.fails(&["backup", &format!("serial:{}", line.trim())]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(err.contains("no MicroPython raw REPL answered"), "{err}");
+    assert!(env.snapshots().is_empty());
+}
+
+#[test]
+fn full_board_filesystem_during_restore() {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, true);
+    env.json(&["backup", img.to_str().unwrap(), "--name", "big"]);
+    let small = env.dir("small");
+    fs::create_dir_all(&small).unwrap();
+    fs::write(small.join("main.py"), "print(1)\n").unwrap();
+    let board = TestBoard::start(
+        &small,
+        &BoardOptions {
+            flash_size: Some(128 * 1024),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let err = env.fails(&["restore", "big", "--to", &serial(&board), "--yes"]);
+    assert!(err.contains("not enough space"), "{err}");
+    let dump = board.stop_and_dump();
+    assert_same_content(&small, &dump);
+}
