@@ -81,6 +81,37 @@ pub enum Command {
     )]
     Restore(RestoreArgs),
 
+    /// Remove snapshots by a retention policy (restic's rules), per source; undo with undo-forget until gc
+    #[command(
+        after_help = "Examples:\n  belay forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run\n  belay forget --keep-last 10 --source pico-7\n  belay forget --keep-within 30d --keep-monthly unlimited\n  belay forget --undo          # bring back what the last forget removed\n\nEach --keep-hourly/daily/weekly/monthly/yearly N keeps the newest snapshot of each of the N most recent hours/days/... that have snapshots; --keep-within counts back from the source's newest snapshot. Tagged snapshots are always kept. Nothing is deleted until `belay gc`."
+    )]
+    Forget(ForgetArgs),
+
+    /// Bring back the snapshots the last forget removed (until gc empties the trash)
+    #[command(name = "undo-forget", after_help = "Example:\n  belay undo-forget")]
+    UndoForget,
+
+    /// Delete objects no snapshot needs any more (two phases, with a grace period)
+    #[command(
+        after_help = "Examples:\n  belay gc --dry-run\n  belay gc                     # condemn garbage now, delete what was condemned 24h ago\n  belay gc --grace 2h\n  belay gc --now               # delete garbage at once (refused while a backup runs)\n\nAn unreferenced object is first condemned; a later gc deletes it once the grace period has passed by the share's clock, no backup is running, and nothing references it again."
+    )]
+    Gc(GcArgs),
+
+    /// Verify the repository: refs, snapshots, trees, chunks (exit code 3 when something is wrong)
+    #[command(
+        after_help = "Examples:\n  belay check\n  belay check --read-data               # re-hash every chunk\n  belay check --read-data-subset 2/7     # the 2nd of 7 parts; 1/7 .. 7/7 cover everything\n  belay check --read-data-subset 10%     # a tenth, a different tenth each day"
+    )]
+    Check(CheckArgs),
+
+    /// Sizes: snapshots, files, raw and stored bytes, dedup ratio, growth per snapshot
+    #[command(
+        after_help = "Examples:\n  belay stats\n  belay stats my-board~1       # one snapshot, and what only it holds"
+    )]
+    Stats {
+        /// Only this snapshot (id, prefix, tag, source name, NAME~N)
+        rev: Option<String>,
+    },
+
     /// List serial ports and the MicroPython boards on them
     #[command(after_help = "Examples:\n  belay devices\n  belay devices --json")]
     Devices,
@@ -153,4 +184,64 @@ pub struct RestoreArgs {
     /// Boards: do not snapshot the board before changing it
     #[arg(long)]
     pub no_safety_snapshot: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots ('unlimited' keeps all)
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<String>,
+    /// Keep the newest snapshot of each of the N most recent hours that have snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<String>,
+    /// Keep the newest snapshot of each of the N most recent days that have snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<String>,
+    /// Keep the newest snapshot of each of the N most recent ISO weeks that have snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<String>,
+    /// Keep the newest snapshot of each of the N most recent months that have snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<String>,
+    /// Keep the newest snapshot of each of the N most recent years that have snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<String>,
+    /// Keep snapshots taken within DURATION (e.g. 1y6m, 30d, 12h; m = months) of the source's newest
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep snapshots with a tag matching NAME (globs * ?); every tagged snapshot is kept anyway
+    #[arg(long = "keep-tag", value_name = "NAME")]
+    pub keep_tags: Vec<String>,
+    /// Only this source
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Show what would be kept and removed, and why; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Bring back what the last forget removed (same as undo-forget)
+    #[arg(long, conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tags", "source", "dry_run"])]
+    pub undo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Show what would be deleted and condemned; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// How long a condemned object waits before a later gc deletes it (e.g. 24h, 2d, 30m, 0)
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub grace: String,
+    /// Delete unreferenced objects now, skipping the grace period (only when no backup is running)
+    #[arg(long)]
+    pub now: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Read and re-hash every chunk (slow: reads the whole repository)
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read and re-hash part of the chunks: N/M (part N of M) or P% (a different P% each day)
+    #[arg(long, value_name = "N/M|P%")]
+    pub read_data_subset: Option<String>,
 }

@@ -4,8 +4,12 @@
 
 mod backup;
 mod browse;
+mod check;
+mod forget;
+mod gc;
 mod history;
 mod restore;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +44,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Cat { spec } => browse::cat(&open(&repo_path()?)?, &spec),
         Command::Restore(a) => restore::restore(&ctx, &open(&repo_path()?)?, a),
+        Command::Forget(a) => forget::forget(&ctx, &open(&repo_path()?)?, a),
+        Command::UndoForget => forget::undo(&ctx, &open(&repo_path()?)?),
+        Command::Gc(a) => gc::gc(&ctx, &open(&repo_path()?)?, a),
+        Command::Check(a) => check::check(&ctx, &open(&repo_path()?)?, a),
+        Command::Stats { rev } => stats::stats(&ctx, &open(&repo_path()?)?, rev.as_deref()),
         Command::Devices => crate::board::devices(&ctx.out()),
     }?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,91 @@
+//! `belay check`: exit code 3 when something is wrong.
+
+use super::Ctx;
+
+use anyhow::{Result, anyhow};
+use belay_store::Repo;
+use belay_store::check::{self, ReadData};
+use serde_json::json;
+
+use crate::args::CheckArgs;
+use crate::output::{print_json, size};
+
+pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
+    let day = (jiff::Timestamp::now().as_second() / 86_400) as u64;
+    let read_data = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => {
+            ReadData::parse_subset(s, day).map_err(|e| anyhow!("--read-data-subset: {e}"))?
+        }
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let spinner = super::gc::Spinner::new(ctx, "check");
+    let r = check::check(repo, read_data, &spinner);
+    spinner.finish();
+    let r = r?;
+    if ctx.json {
+        print_json(&json!({
+            "ok": r.ok(),
+            "snapshots": r.snapshots,
+            "trees": r.trees,
+            "chunks": r.chunks,
+            "chunks_read": r.chunks_read,
+            "bytes_read": r.bytes_read,
+            "unreferenced": r.unreferenced,
+            "problems": r.problems.iter().map(|p| json!({
+                "kind": p.kind,
+                "object": p.object.map(|o| o.to_hex()),
+                "path": p.path,
+                "message": p.message,
+                "snapshots": p.snapshots.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
+                "files": p.files,
+                "more_files": p.more_files,
+            })).collect::<Vec<_>>(),
+        }));
+    } else {
+        let read = match read_data {
+            ReadData::None => String::new(),
+            _ => format!(
+                "; read and re-hashed {} chunks ({})",
+                r.chunks_read,
+                size(r.bytes_read)
+            ),
+        };
+        ctx.info(format!(
+            "checked {} snapshots, {} trees, {} chunks{read}",
+            r.snapshots, r.trees, r.chunks
+        ));
+        for p in &r.problems {
+            println!("{}: {}", p.kind, p.message);
+            println!("  path: {}", p.path.display());
+            if !p.snapshots.is_empty() {
+                let s: Vec<String> = p.snapshots.iter().map(|s| s.short()).collect();
+                println!("  snapshots: {}", s.join(", "));
+            }
+            for f in &p.files {
+                println!("  file: {f}");
+            }
+            if p.more_files > 0 {
+                println!("  … and {} more files", p.more_files);
+            }
+        }
+        if r.unreferenced > 0 {
+            ctx.info(format!(
+                "{} unreferenced objects (not a problem: gc removes them)",
+                r.unreferenced
+            ));
+        }
+        if r.ok() {
+            ctx.info("no problems found");
+        }
+    }
+    if !r.ok() {
+        return Err(belay_store::Error::Verify(format!(
+            "check found {} problem{}",
+            r.problems.len(),
+            if r.problems.len() == 1 { "" } else { "s" }
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! `belay forget` and `belay undo-forget`.
+
+use super::Ctx;
+
+use anyhow::{Result, anyhow};
+use belay_store::forget::{self, ForgetPlan};
+use belay_store::retention::{Policy, Within, parse_count};
+use belay_store::{ObjectId, Repo};
+use serde_json::json;
+
+use crate::args::ForgetArgs;
+use crate::output::{self, print_json};
+
+fn policy(a: &ForgetArgs) -> Result<Policy> {
+    let count = |flag: &str, v: &Option<String>| -> Result<Option<u32>> {
+        v.as_deref()
+            .map(|s| parse_count(s).map_err(|e| anyhow!("--{flag}: {e}")))
+            .transpose()
+    };
+    let p = Policy {
+        last: count("keep-last", &a.keep_last)?,
+        hourly: count("keep-hourly", &a.keep_hourly)?,
+        daily: count("keep-daily", &a.keep_daily)?,
+        weekly: count("keep-weekly", &a.keep_weekly)?,
+        monthly: count("keep-monthly", &a.keep_monthly)?,
+        yearly: count("keep-yearly", &a.keep_yearly)?,
+        within: a
+            .keep_within
+            .as_deref()
+            .map(|s| Within::parse(s).map_err(|e| anyhow!("--keep-within: {e}")))
+            .transpose()?,
+        tags: a.keep_tags.clone(),
+    };
+    p.validate().map_err(|e| anyhow!(e))?;
+    Ok(p)
+}
+
+fn plan_json(plan: &ForgetPlan) -> serde_json::Value {
+    let hex = |i: Option<ObjectId>| i.map(|i| i.to_hex());
+    json!(
+        plan.sources
+            .iter()
+            .map(|s| json!({
+                "source": s.source,
+                "head_before": hex(s.head_before),
+                "head_after": hex(s.head_after),
+                "snapshots": s.decisions.iter().map(|d| json!({
+                    "id": d.id.to_hex(),
+                    "time": output::rfc3339(d.time_ns),
+                    "action": if d.keep { "keep" } else { "remove" },
+                    "reasons": d.reasons,
+                })).collect::<Vec<_>>(),
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
+    if a.undo {
+        return undo(ctx, repo);
+    }
+    let policy = policy(&a)?;
+    let tz = jiff::tz::TimeZone::system();
+    let plan = forget::plan(repo, &policy, a.source.as_deref(), &tz)?;
+    let removed = plan.removed().count();
+    let kept = plan.kept_count();
+    if !a.dry_run {
+        forget::execute(repo, &plan)?;
+    }
+    if ctx.json {
+        print_json(&json!({
+            "dry_run": a.dry_run,
+            "policy": policy.describe(),
+            "kept": kept,
+            "removed": removed,
+            "sources": plan_json(&plan),
+        }));
+        return Ok(());
+    }
+    if !ctx.quiet {
+        for s in &plan.sources {
+            let k = s.decisions.iter().filter(|d| d.keep).count();
+            println!(
+                "{}: keep {k}, remove {} ({})",
+                s.source,
+                s.decisions.len() - k,
+                policy.describe()
+            );
+            for d in &s.decisions {
+                println!(
+                    "  {:<6}  {}  {}  {}",
+                    if d.keep { "keep" } else { "remove" },
+                    d.id.short(),
+                    output::time_ns(d.time_ns),
+                    d.reasons.join(", ")
+                );
+            }
+            if s.head_before != s.head_after {
+                let verb = if a.dry_run { "would move" } else { "moved" };
+                match s.head_after {
+                    Some(h) => println!(
+                        "  head {} {verb} to {} (its newest kept snapshot)",
+                        s.source,
+                        h.short()
+                    ),
+                    None => println!(
+                        "  head {} {} (no snapshot of it is kept; its next backup starts a new history)",
+                        s.source,
+                        if a.dry_run {
+                            "would be removed"
+                        } else {
+                            "removed"
+                        }
+                    ),
+                }
+            }
+        }
+    }
+    if a.dry_run {
+        ctx.info(format!(
+            "dry run: would keep {kept} and remove {removed} snapshots; nothing changed"
+        ));
+    } else if removed > 0 {
+        ctx.info(format!(
+            "kept {kept}, removed {removed} snapshots (moved to the trash: `belay undo-forget` brings them back until the next gc); `belay gc` frees their space"
+        ));
+    } else {
+        ctx.info(format!("kept all {kept} snapshots; nothing to remove"));
+    }
+    Ok(())
+}
+
+pub(crate) fn undo(ctx: &Ctx, repo: &Repo) -> Result<()> {
+    let r = forget::undo(repo)?;
+    if ctx.json {
+        print_json(&json!({
+            "restored": r.restored.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "lost": r.lost.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "heads": r.heads.iter().map(|h| json!({"source": h.source, "before": h.after, "after": h.before})).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    ctx.info(format!("brought back {} snapshots", r.restored.len()));
+    for h in &r.heads {
+        ctx.info(format!(
+            "  head {} points at {} again",
+            h.source,
+            h.before.as_deref().map(|s| &s[..12]).unwrap_or("?")
+        ));
+    }
+    if !r.lost.is_empty() {
+        eprintln!(
+            "warning: {} snapshots could not be brought back (a gc already removed them)",
+            r.lost.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! `belay gc`, and the spinner the maintenance commands share.
+
+use super::Ctx;
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use belay_store::Repo;
+use belay_store::gc::{self, GcOptions, Progress};
+use belay_store::retention::parse_grace;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::args::GcArgs;
+use crate::output::{print_json, size};
+
+/// A spinner on stderr with a phase and an object count (only on a terminal,
+/// without -q or --json).
+pub(crate) struct Spinner {
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl Spinner {
+    pub(crate) fn new(ctx: &Ctx, verb: &'static str) -> Spinner {
+        let quiet = ctx.quiet || ctx.json;
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        if !quiet && std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {msg}: {pos} objects ({per_sec})")
+                .expect("valid template"),
+        );
+        bar.set_prefix(verb);
+        Spinner { bar, quiet }
+    }
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for Spinner {
+    fn phase(&self, name: &str) {
+        self.bar.set_message(name.to_string());
+    }
+    fn objects(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn warn(&self, msg: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("warning: {msg}"));
+        }
+    }
+}
+
+pub(crate) fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86_400 {
+        format!("{}d{}h", s / 86_400, (s % 86_400) / 3600)
+    } else if s >= 3600 {
+        format!("{}h{}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
+    let grace = parse_grace(&a.grace).map_err(|e| anyhow!("--grace: {e}"))?;
+    let started = std::time::Instant::now();
+    let opts = GcOptions {
+        dry_run: a.dry_run,
+        grace,
+        now: a.now,
+    };
+    let spinner = Spinner::new(ctx, "gc");
+    let r = gc::gc(repo, &opts, &spinner);
+    spinner.finish();
+    let r = r?;
+    let seconds = started.elapsed().as_secs_f64();
+    if ctx.json {
+        print_json(&json!({
+            "dry_run": r.dry_run,
+            "generation": r.generation,
+            "roots": r.roots,
+            "objects": r.objects,
+            "bytes": r.bytes,
+            "live_objects": r.live_objects,
+            "live_bytes": r.live_bytes,
+            "deleted_objects": r.deleted_objects,
+            "deleted_bytes": r.deleted_bytes,
+            "condemned_objects": r.condemned_objects,
+            "condemned_bytes": r.condemned_bytes,
+            "pending_objects": r.pending_objects,
+            "pending_bytes": r.pending_bytes,
+            "next_deletion_in_seconds": r.next_deletion_in.map(|d| d.as_secs()),
+            "postponed_by": r.postponed_by,
+            "stale_sessions_removed": r.stale_sessions_removed,
+            "trash_emptied": r.trash_emptied,
+            "temp_files_removed": r.temp_files_removed,
+            "warnings": r.warnings,
+            "seconds": seconds,
+        }));
+        return Ok(());
+    }
+    let would = if r.dry_run { "would be " } else { "" };
+    ctx.info(format!(
+        "{} objects ({}) reachable from {} snapshots and refs, of {} objects ({})",
+        r.live_objects,
+        size(r.live_bytes),
+        r.roots,
+        r.objects,
+        size(r.bytes)
+    ));
+    ctx.info(format!(
+        "{}deleted: {} objects ({})",
+        would,
+        r.deleted_objects,
+        size(r.deleted_bytes)
+    ));
+    if r.condemned_objects > 0 {
+        ctx.info(format!(
+            "{}condemned: {} unreferenced objects ({}); a gc after the grace period ({}) deletes them",
+            would,
+            r.condemned_objects,
+            size(r.condemned_bytes),
+            human_duration(grace)
+        ));
+    }
+    if r.pending_objects > 0 {
+        let when = r
+            .next_deletion_in
+            .map(|d| {
+                if d.is_zero() {
+                    "the next gc can delete them".to_string()
+                } else {
+                    format!("the first can be deleted in {}", human_duration(d))
+                }
+            })
+            .unwrap_or_default();
+        ctx.info(format!(
+            "waiting: {} condemned objects ({}); {when}",
+            r.pending_objects,
+            size(r.pending_bytes)
+        ));
+    }
+    if !r.postponed_by.is_empty() {
+        ctx.info(format!(
+            "deletion postponed while backups run: {}",
+            r.postponed_by.join("; ")
+        ));
+        if a.now {
+            ctx.info("--now was not applied: a backup is running");
+        }
+    }
+    if r.trash_emptied > 0 {
+        ctx.info(format!(
+            "{}emptied from the trash: {} forgotten snapshots (undo-forget is no longer possible)",
+            would, r.trash_emptied
+        ));
+    }
+    if r.stale_sessions_removed > 0 {
+        ctx.info(format!(
+            "removed {} stale backup sessions (their processes are gone)",
+            r.stale_sessions_removed
+        ));
+    }
+    if !r.dry_run {
+        ctx.info(format!("generation {} in {:.2}s", r.generation, seconds));
+    }
+    Ok(())
+}
