@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256 as Sha256Hasher};
 
+use crate::cache_state::FileState;
 use crate::chunker::ChunkerParams;
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, Sha256};
@@ -63,6 +64,31 @@ pub trait KnownFiles: Sync {
     /// A file was stored (called as each file is stored, so a rerun after
     /// a failed backup finds what the first run already pulled).
     fn record(&self, sha256: &Sha256, size: u64, chunks: &[ObjectId]);
+
+    /// The files of `source` in its snapshot `parent`, as the backup that
+    /// made it recorded them; `None` (the default) makes the engine read
+    /// the parent's trees.
+    fn parent_state(&self, _source: &str, _parent: &ObjectId) -> Option<Vec<FileState>> {
+        None
+    }
+
+    /// Is `id` known to be a complete, durable object of the repository?
+    /// `true` lets the engine skip writing (and probing) it.
+    fn has_object(&self, _id: &ObjectId) -> bool {
+        false
+    }
+
+    /// The backup of `source` committed snapshot `id` (durably): its files,
+    /// and the objects it wrote or found present.
+    fn committed(
+        &self,
+        _source: &str,
+        _id: &ObjectId,
+        _snap: &Snapshot,
+        _files: &[FileState],
+        _objects: &[ObjectId],
+    ) {
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -142,7 +168,26 @@ pub fn backup_with(
     let parent = repo.read_ref(RefKind::Head, &opts.name)?;
     let mut known_objects: HashSet<ObjectId> = HashSet::new();
     let mut parent_files: HashMap<Vec<u8>, KnownFile> = HashMap::new();
-    if let Some(pid) = parent {
+    // Objects this backup found present or wrote, for the cache.
+    let mut confirmed: Vec<ObjectId> = Vec::new();
+    // The parent's files from the local cache: no tree is read.
+    let cached_parent = parent
+        .filter(|pid| object_file_present(repo, pid))
+        .and_then(|pid| known_files.and_then(|kf| kf.parent_state(&opts.name, &pid)));
+    if let Some(files) = cached_parent {
+        for f in files {
+            known_objects.extend(f.chunks.iter().copied());
+            parent_files.insert(
+                f.path,
+                KnownFile {
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    sha256: f.sha256,
+                    chunks: f.chunks,
+                },
+            );
+        }
+    } else if let Some(pid) = parent {
         let psnap = repo.read_snapshot(&pid)?;
         known_objects.insert(psnap.tree);
         walk::visit(repo, &psnap.tree, b"", &mut |p, e| {
@@ -170,6 +215,9 @@ pub fn backup_with(
             }
             Ok(())
         })?;
+        if known_files.is_some() {
+            confirmed.extend(known_objects.iter().copied());
+        }
     }
     let by_sha: HashMap<Sha256, &KnownFile> =
         parent_files.values().map(|k| (k.sha256, k)).collect();
@@ -245,7 +293,11 @@ pub fn backup_with(
         objects_added: AtomicU64::new(0),
         bytes_added: AtomicU64::new(0),
     };
-    let known = Mutex::new(known_objects);
+    let known = Known {
+        ids: Mutex::new(known_objects),
+        cache: known_files,
+        confirmed: Mutex::new(confirmed),
+    };
     let chunker = repo.chunker();
     let store_one = |e: &&SourceEntry| -> Result<Option<(Vec<u8>, Node)>> {
         let r = store_file(repo, source, e, chunker, &known, &counters, progress);
@@ -293,6 +345,8 @@ pub fn backup_with(
     dirs.insert(Vec::new(), Vec::new());
     let meta_of: HashMap<&[u8], &SourceEntry> =
         entries.iter().map(|e| (e.path.as_slice(), e)).collect();
+    // The files of this snapshot, for the local cache.
+    let mut state: Vec<FileState> = Vec::new();
     for e in &entries {
         // Make sure every ancestor directory exists.
         let mut p = e.path.as_slice();
@@ -308,6 +362,23 @@ pub fn backup_with(
                 if let Some(node) = nodes.remove(&e.path) {
                     summary.files += 1;
                     summary.bytes += node.size();
+                    if let (
+                        Some(_),
+                        Node::File {
+                            size,
+                            sha256,
+                            chunks,
+                        },
+                    ) = (known_files, &node)
+                    {
+                        state.push(FileState {
+                            path: e.path.clone(),
+                            size: *size,
+                            mtime_ns: e.mtime_ns,
+                            sha256: *sha256,
+                            chunks: chunks.clone(),
+                        });
+                    }
                     push_entry(&mut dirs, &e.path, e, node);
                 }
             }
@@ -336,10 +407,7 @@ pub fn backup_with(
         };
         let raw = tree.encode();
         let id = ObjectId::compute(ObjectKind::Tree, &raw);
-        if known.lock().unwrap().insert(id) {
-            let out = repo.write_object_with_id(id, ObjectKind::Tree, &raw)?;
-            count(&counters, out);
-        }
+        known.store(repo, id, ObjectKind::Tree, &raw, &counters)?;
         if d.is_empty() {
             root_id = Some(id);
         } else {
@@ -390,6 +458,10 @@ pub fn backup_with(
     crate::session::pause_point("backup-committing");
     let (id, _) = repo.commit_snapshot(&snap)?;
     repo.write_ref(RefKind::Head, &opts.name, &id)?;
+    if let Some(kf) = known_files {
+        let confirmed = std::mem::take(&mut *known.confirmed.lock().unwrap());
+        kf.committed(&opts.name, &id, &snap, &state, &confirmed);
+    }
     drop(session);
     Ok(BackupReport {
         snapshot: id,
@@ -448,18 +520,52 @@ fn count(c: &Counters, out: crate::repo::WriteOutcome) {
     }
 }
 
-/// Store one chunk unless this backup or the parent already has it.
-fn store_chunk(
-    repo: &Repo,
-    data: &[u8],
-    known: &Mutex<HashSet<ObjectId>>,
-    c: &Counters,
-) -> Result<ObjectId> {
-    let id = ObjectId::compute(ObjectKind::Chunk, data);
-    if known.lock().unwrap().insert(id) {
-        let out = repo.write_object_with_id(id, ObjectKind::Chunk, data)?;
+/// What this backup knows to be in the repository: the parent's objects,
+/// what it stored so far, and the local cache's known objects.
+struct Known<'a> {
+    ids: Mutex<HashSet<ObjectId>>,
+    cache: Option<&'a dyn KnownFiles>,
+    /// Objects written or found present, reported to the cache at the end.
+    confirmed: Mutex<Vec<ObjectId>>,
+}
+
+impl Known<'_> {
+    /// Store an object unless this backup, the parent or the cache already
+    /// has it.
+    fn store(
+        &self,
+        repo: &Repo,
+        id: ObjectId,
+        kind: ObjectKind,
+        raw: &[u8],
+        c: &Counters,
+    ) -> Result<()> {
+        if !self.ids.lock().unwrap().insert(id) {
+            return Ok(());
+        }
+        if self.cache.is_some_and(|k| k.has_object(&id)) {
+            return Ok(());
+        }
+        let out = repo.write_object_with_id(id, kind, raw)?;
         count(c, out);
+        if self.cache.is_some() {
+            self.confirmed.lock().unwrap().push(id);
+        }
+        Ok(())
     }
+}
+
+/// Does `id`'s object file exist with at least a header? One `stat`, no
+/// open: enough to trust the cache's record of a snapshot we made.
+fn object_file_present(repo: &Repo, id: &ObjectId) -> bool {
+    std::fs::metadata(repo.object_path(id))
+        .is_ok_and(|m| m.is_file() && m.len() >= crate::object::HEADER_LEN as u64)
+}
+
+/// Store one chunk unless this backup or the parent already has it.
+fn store_chunk(repo: &Repo, data: &[u8], known: &Known, c: &Counters) -> Result<ObjectId> {
+    let id = ObjectId::compute(ObjectKind::Chunk, data);
+    known.store(repo, id, ObjectKind::Chunk, data, c)?;
     Ok(id)
 }
 
@@ -469,7 +575,7 @@ fn store_file(
     source: &dyn Source,
     e: &SourceEntry,
     chunker: ChunkerParams,
-    known: &Mutex<HashSet<ObjectId>>,
+    known: &Known,
     c: &Counters,
     progress: &dyn BackupProgress,
 ) -> Result<Node> {

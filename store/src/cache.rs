@@ -28,8 +28,10 @@ use crate::tree::Node;
 const SCHEMA_VERSION: &str = "1";
 
 pub struct Cache {
-    conn: Mutex<Connection>,
+    pub(crate) conn: Mutex<Connection>,
     path: PathBuf,
+    /// File contents recorded but not yet written (see [`Cache::flush`]).
+    pub(crate) pending_files: Mutex<Vec<(Sha256, u64, Vec<ObjectId>)>>,
 }
 
 /// The cache directory root (without the repository id), from the
@@ -81,7 +83,7 @@ impl Cache {
         if cached.as_deref() == Some(generation.to_string().as_str()) {
             return Ok(());
         }
-        conn.execute_batch("DELETE FROM files; DELETE FROM indexed;")
+        conn.execute_batch(crate::cache_state::CLEAR_ALL)
             .map_err(|e| self.err(e))?;
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES('generation', ?1)",
@@ -111,7 +113,12 @@ impl Cache {
              CREATE TABLE IF NOT EXISTS files(
                  sha256 BLOB NOT NULL, size INTEGER NOT NULL, chunks BLOB NOT NULL,
                  PRIMARY KEY(sha256, size)) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS indexed(snapshot BLOB PRIMARY KEY) WITHOUT ROWID;",
+             CREATE TABLE IF NOT EXISTS indexed(snapshot BLOB PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS objects(id BLOB PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS sources(
+                 source TEXT PRIMARY KEY, snapshot BLOB NOT NULL, state BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS catalogue(
+                 id BLOB PRIMARY KEY, time_ns INTEGER NOT NULL, snapshot BLOB NOT NULL) WITHOUT ROWID;",
         )
         .map_err(|e| err(&e))?;
         let version: Option<String> = conn
@@ -131,7 +138,7 @@ impl Cache {
             }
             Some(_) => {
                 // Written by another belay version: a cache can always be rebuilt.
-                conn.execute_batch("DELETE FROM files; DELETE FROM indexed;")
+                conn.execute_batch(crate::cache_state::CLEAR_ALL)
                     .map_err(|e| err(&e))?;
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?1)",
@@ -143,6 +150,7 @@ impl Cache {
         Ok(Cache {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            pending_files: Mutex::new(Vec::new()),
         })
     }
 
@@ -150,7 +158,7 @@ impl Cache {
         &self.path
     }
 
-    fn err(&self, e: rusqlite::Error) -> Error {
+    pub(crate) fn err(&self, e: rusqlite::Error) -> Error {
         Error::Cache {
             path: self.path.clone(),
             reason: e.to_string(),
@@ -226,6 +234,7 @@ impl Cache {
 
     /// Number of file contents known.
     pub fn len(&self) -> Result<u64> {
+        self.flush()?;
         let conn = self.conn.lock().unwrap();
         conn.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
@@ -262,7 +271,34 @@ fn join_ids(ids: &[ObjectId]) -> Vec<u8> {
 }
 
 impl KnownFiles for Cache {
+    fn parent_state(
+        &self,
+        source: &str,
+        parent: &ObjectId,
+    ) -> Option<Vec<crate::cache_state::FileState>> {
+        self.source_state(source, parent)
+    }
+
+    fn has_object(&self, id: &ObjectId) -> bool {
+        self.knows_object(id)
+    }
+
+    fn committed(
+        &self,
+        source: &str,
+        id: &ObjectId,
+        snap: &crate::snapshot::Snapshot,
+        files: &[crate::cache_state::FileState],
+        objects: &[ObjectId],
+    ) {
+        // A cache that cannot be written only costs speed later.
+        let _ = self.record_commit(source, id, snap, files, objects);
+    }
+
     fn lookup(&self, sha256: &Sha256, size: u64) -> Option<Vec<ObjectId>> {
+        if let Some(chunks) = self.pending_lookup(sha256, size) {
+            return Some(chunks);
+        }
         let conn = self.conn.lock().unwrap();
         let blob: Vec<u8> = conn
             .query_row(
@@ -284,12 +320,17 @@ impl KnownFiles for Cache {
     }
 
     fn record(&self, sha256: &Sha256, size: u64, chunks: &[ObjectId]) {
-        let conn = self.conn.lock().unwrap();
-        // A cache that cannot be written only costs speed later.
-        let _ = conn.execute(
-            "INSERT OR REPLACE INTO files(sha256, size, chunks) VALUES(?1, ?2, ?3)",
-            params![&sha256[..], size as i64, join_ids(chunks)],
-        );
+        // Batched: one transaction per few hundred files (an SQLite commit
+        // per file would cost more than storing a small file).
+        let full = {
+            let mut p = self.pending_files.lock().unwrap();
+            p.push((*sha256, size, chunks.to_vec()));
+            p.len() >= 256
+        };
+        if full {
+            // A cache that cannot be written only costs speed later.
+            let _ = self.flush();
+        }
     }
 }
 

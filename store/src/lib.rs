@@ -16,6 +16,8 @@
 pub mod atomic;
 pub mod backup;
 pub mod cache;
+pub mod cache_state;
+pub mod catalog;
 pub mod check;
 pub mod chunker;
 pub mod codec;

@@ -60,7 +60,13 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
         skip_unreadable: a.skip_unreadable,
     };
     let progress = Progress::new(ctx.quiet || ctx.json, "backup");
-    let result = backup::backup(repo, &source, &opts, &progress);
+    // The local cache makes an unchanged re-backup read no parent trees;
+    // without it (BELAY_NO_CACHE, or it cannot be opened) backup is slower.
+    let cache = belay_store::cache::Cache::open_default(repo);
+    let known = cache
+        .as_ref()
+        .map(|c| c as &dyn belay_store::backup::KnownFiles);
+    let result = backup::backup_with(repo, &source, &opts, known, &progress);
     progress.finish();
     let report = result?;
     let s = &report.summary;

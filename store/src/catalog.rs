@@ -1,0 +1,74 @@
+//! Snapshot summaries for `log` and friends, from the local cache's
+//! catalogue when it has them (docs/cache.md), else from the repository
+//! (and then catalogued). Snapshots are immutable, so a catalogued payload
+//! is always right; which snapshots are live comes from `snapshots/`
+//! (one directory listing), never from the cache.
+
+use crate::cache::Cache;
+use crate::error::Result;
+use crate::id::ObjectId;
+use crate::repo::Repo;
+use crate::snapshot::Snapshot;
+
+pub struct Catalog<'a> {
+    repo: &'a Repo,
+    cache: Option<Cache>,
+}
+
+impl<'a> Catalog<'a> {
+    /// Use the repository's local cache unless `BELAY_NO_CACHE` is set or it
+    /// cannot be opened.
+    pub fn open(repo: &'a Repo) -> Catalog<'a> {
+        Catalog {
+            repo,
+            cache: Cache::open_default(repo),
+        }
+    }
+
+    /// Read everything from the repository.
+    pub fn without_cache(repo: &'a Repo) -> Catalog<'a> {
+        Catalog { repo, cache: None }
+    }
+
+    /// Snapshot `id`, or `None` when its object is gone (forgotten and
+    /// collected).
+    pub fn snapshot(&self, id: &ObjectId) -> Result<Option<Snapshot>> {
+        if let Some(s) = self.cache.as_ref().and_then(|c| c.catalogued(id)) {
+            return Ok(Some(s));
+        }
+        if !self.repo.has_object(id) {
+            return Ok(None);
+        }
+        let s = self.repo.read_snapshot(id)?;
+        if let Some(c) = &self.cache {
+            let _ = c.catalogue_add(&[(*id, s.clone())]);
+        }
+        Ok(Some(s))
+    }
+
+    /// Every live snapshot (a marker in `snapshots/`), newest first (ties by id).
+    pub fn live(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
+        let ids = self.repo.list_snapshots()?;
+        let mut known = match &self.cache {
+            Some(c) => c.catalogue_all().unwrap_or_default(),
+            None => Default::default(),
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        let mut added = Vec::new();
+        for id in ids {
+            match known.remove(&id) {
+                Some(s) => out.push((id, s)),
+                None => {
+                    let s = self.repo.read_snapshot(&id)?;
+                    added.push((id, s.clone()));
+                    out.push((id, s));
+                }
+            }
+        }
+        if let Some(c) = &self.cache {
+            let _ = c.catalogue_add(&added);
+        }
+        out.sort_by(|a, b| b.1.time_ns.cmp(&a.1.time_ns).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+}
