@@ -48,4 +48,7 @@ if [ "$have" != "$MPREMOTE_VERSION" ]; then
 fi
 "$venv/bin/mpremote" --version >/dev/null
 
+# strace, for the syscall-budget test (tests/syscalls.rs; skipped without it).
+command -v strace >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -q strace >/dev/null 2>&1; } || echo "tests/setup.sh: strace missing (apt-get install strace); tests/syscalls.rs will skip" >&2
+
 echo "tests/setup.sh: test board and mpremote $MPREMOTE_VERSION ready"
