@@ -85,6 +85,7 @@ impl Cache {
         }
         conn.execute_batch(crate::cache_state::CLEAR_ALL)
             .map_err(|e| self.err(e))?;
+        self.pending_files.lock().unwrap().clear();
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES('generation', ?1)",
             [generation.to_string()],
