@@ -46,6 +46,22 @@ impl<'a> Catalog<'a> {
         Ok(Some(s))
     }
 
+    /// Does snapshot `id` still exist (catalogued, or its object is present)?
+    pub fn exists(&self, id: &ObjectId) -> bool {
+        self.cache
+            .as_ref()
+            .is_some_and(|c| c.catalogued(id).is_some())
+            || self.repo.has_object(id)
+    }
+
+    /// Snapshot `id`; an error naming it when it is gone.
+    pub fn read(&self, id: &ObjectId) -> Result<Snapshot> {
+        match self.snapshot(id)? {
+            Some(s) => Ok(s),
+            None => self.repo.read_snapshot(id),
+        }
+    }
+
     /// Every live snapshot (a marker in `snapshots/`), newest first (ties by id).
     pub fn live(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
         let ids = self.repo.list_snapshots()?;

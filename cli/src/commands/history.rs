@@ -35,27 +35,25 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
     let mut items = Vec::new();
     match &a.rev {
         Some(r) => {
+            let cat = belay_store::catalog::Catalog::open(repo);
             let mut next = Some(rev::resolve(repo, r)?);
             while let Some(id) = next {
                 if items.len() >= limit {
                     break;
                 }
-                if !repo.has_object(&id) {
+                if !cat.exists(&id) {
                     // A forgotten parent ends the visible history.
                     items.push((id, None));
                     break;
                 }
-                let snap = repo.read_snapshot(&id)?;
+                let snap = cat.read(&id)?;
                 next = snap.parents.first().copied();
                 items.push((id, Some(snap)));
             }
         }
         None => {
-            let mut all = Vec::new();
-            for id in repo.list_snapshots()? {
-                all.push((id, repo.read_snapshot(&id)?));
-            }
-            all.sort_by(|a, b| b.1.time_ns.cmp(&a.1.time_ns).then(a.0.cmp(&b.0)));
+            // Newest first, from the local cache's catalogue (docs/cache.md).
+            let all = belay_store::catalog::Catalog::open(repo).live()?;
             items = all
                 .into_iter()
                 .take(limit)
