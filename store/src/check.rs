@@ -179,7 +179,7 @@ impl Checker<'_> {
         let (kind, msg) = match e {
             Error::MissingObject { .. } => ("missing", format!("object {id} is missing")),
             Error::CorruptObject { reason, .. } if reason.starts_with("truncated") => {
-                ("truncated", format!("object {id} is truncated: {reason}"))
+                ("truncated", format!("object {id} is {reason}"))
             }
             Error::CorruptObject { reason, .. } => {
                 ("corrupt", format!("object {id} is corrupt: {reason}"))
