@@ -46,7 +46,11 @@ Starts a MicroPython test board on a pseudo-terminal and prints its path
   --garble-after-bytes N   replace output bytes from the N-th on with random bytes
   --garble-count K         how many bytes --garble-after-bytes replaces (default 16)
   --seed N                 seed for the garbage (default 1)
+  --pyscript-modules       keep the pure-Python modules frozen into the pyscript build
+                           (base64, logging, ...), which no stock board has
   --verbose                log events on stderr
+  --trace FILE             append every byte of the line to FILE ("> " host to board,
+                           "< " board to host, escaped)
 `;
 
 function fail(msg) {
@@ -81,6 +85,8 @@ function parseArgs(argv) {
         garbleCount: 16,
         seed: 1,
         verbose: false,
+        trace: null,
+        pyscriptModules: false,
     };
     const flags = {
         "--no-raw-paste": () => (o.rawPaste = "refuse"),
@@ -88,6 +94,7 @@ function parseArgs(argv) {
         "--no-deflate": () => (o.deflate = false),
         "--no-buffer": () => (o.buffer = false),
         "--verbose": () => (o.verbose = true),
+        "--pyscript-modules": () => (o.pyscriptModules = true),
         "--help": () => {
             process.stdout.write(USAGE);
             process.exit(0);
@@ -114,6 +121,7 @@ function parseArgs(argv) {
         "--garble-after-bytes": (v) => (o.garbleAfter = parseSize(v, "--garble-after-bytes")),
         "--garble-count": (v) => (o.garbleCount = parseSize(v, "--garble-count")),
         "--seed": (v) => (o.seed = parseSize(v, "--seed")),
+        "--trace": (v) => (o.trace = path.resolve(v)),
     };
     for (let i = 0; i < argv.length; i++) {
         let a = argv[i];
@@ -223,6 +231,24 @@ function randomByte() {
     return prng & 0xff;
 }
 
+let traceDir = "";
+let traceLine = "";
+function trace(dir, bytes) {
+    if (!opts.trace || bytes.length === 0) return;
+    if (dir !== traceDir && traceLine) {
+        fs.appendFileSync(opts.trace, `${traceDir} ${traceLine}\n`);
+        traceLine = "";
+    }
+    traceDir = dir;
+    for (const b of bytes) {
+        traceLine += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`;
+        if (b === 0x0a || traceLine.length > 200) {
+            fs.appendFileSync(opts.trace, `${traceDir} ${traceLine}\n`);
+            traceLine = "";
+        }
+    }
+}
+
 function unplug() {
     if (unplugged) return;
     unplugged = true;
@@ -249,6 +275,7 @@ function readHost() {
     if (inEnd - inStart >= hostFifo || inEnd === inBuf.length) return false;
     try {
         const n = fs.readSync(MASTER_FD, inBuf, inEnd, inBuf.length - inEnd, null);
+        trace(">", inBuf.subarray(inEnd, inEnd + n));
         inEnd += n;
         return n > 0;
     } catch (e) {
@@ -319,6 +346,7 @@ function takeFromBoard() {
     Atomics.notify(ctl, TX_TAIL);
     if (throttled) txTokens -= n;
     outCount += n;
+    trace("<", out);
     outPending = out;
     writeHost();
     checkFaults();

@@ -15,6 +15,14 @@ def _board_boot(cfg):
     import _boardjs
     from collections import namedtuple
 
+    # Modules: the pyscript build freezes micropython-lib packages that
+    # shadow the C modules a board has (binascii.py is a slow pure-Python
+    # binascii whose a2b_base64 rejects str, for one): use the C ones, which
+    # stay reachable under their u-names. The frozen extras no stock board
+    # has (base64, logging, ...) are hidden below, unless asked for.
+    for name in ("binascii", "io", "time", "collections"):
+        sys.modules[name] = __import__("u" + name)
+
     # The flash: the in-memory filesystem below cfg["root"] becomes "/", so a
     # listing of / shows the board's files only (not Emscripten's /dev, /tmp).
     os.umount("/")

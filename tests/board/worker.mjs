@@ -531,6 +531,12 @@ function runPython(code) {
 }
 
 const blocked = ["js", "jsffi"];
+if (!opts.pyscriptModules) {
+    // Frozen into the pyscript build, on no stock board.
+    blocked.push("abc", "base64", "copy", "datetime", "fnmatch", "functools", "gzip", "hmac",
+        "html", "inspect", "itertools", "locale", "logging", "operator", "pathlib", "stat",
+        "string", "tarfile", "types", "unittest", "uu", "zlib");
+}
 if (!opts.hashlib) blocked.push("hashlib", "uhashlib");
 if (!opts.deflate) blocked.push("deflate");
 const cfg = {
@@ -588,6 +594,9 @@ function softReset() {
     }
     rawLine = [];
     rawLineLen = 0;
+    // An interrupt scheduled for the code that was stopped may still be
+    // pending: it must not hit the reboot's own Python.
+    runPython("try:\n    for _ in range(3):\n        pass\nexcept KeyboardInterrupt:\n    pass\n");
     runPython("__import__('_board').soft_reset()");
     runPython("__import__('_board').run_file('boot.py')");
     if (!rawMode) runPython("__import__('_board').run_file('main.py')");
