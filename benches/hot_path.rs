@@ -63,7 +63,7 @@ fn text(n: usize, seed: u64) -> Vec<u8> {
         }
         for k in 0..(2 + r() % 5) {
             if k > 0 {
-                v.extend_from_slice(if r() % 3 == 0 { b"." } else { b"_" });
+                v.extend_from_slice(if r().is_multiple_of(3) { b"." } else { b"_" });
             }
             v.extend_from_slice(WORDS[(r() % WORDS.len() as u64) as usize].as_bytes());
         }
