@@ -115,6 +115,28 @@ pub enum Command {
     /// List serial ports and the MicroPython boards on them
     #[command(after_help = "Examples:\n  belay devices\n  belay devices --json")]
     Devices,
+
+    /// Show what changed between two snapshots, or between a snapshot and a folder or board now
+    #[command(
+        after_help = "Examples:\n  belay diff my-board                    # the latest snapshot against its parent\n  belay diff my-board~3 my-board --stat\n  belay diff shipped my-board -p -- main.py lib\n  belay diff my-board dir:./my-board     # the folder now, no snapshot written\n  belay diff pico-7 serial:/dev/ttyACM0  # the board now, compared by its own hashes\n  belay diff 'pico-7@{2026-03-01}' pico-7 --name-only"
+    )]
+    Diff(DiffArgs),
+
+    /// Name a snapshot (or delete a name with -d; list names without arguments)
+    #[command(
+        after_help = "Examples:\n  belay tag shipped-v1.2                 # the latest snapshot of the only source\n  belay tag shipped-v1.2 pico-7~1 -m 'sent to the field'\n  belay tag shipped-v1.2 pico-7 --force  # move it\n  belay tag -d shipped-v1.2"
+    )]
+    Tag(TagArgs),
+
+    /// List tags: name, snapshot, source, time
+    #[command(after_help = "Examples:\n  belay tags\n  belay tags --json")]
+    Tags,
+
+    /// Find which snapshots (and sources) hold paths matching a glob, or a content by SHA-256
+    #[command(
+        after_help = "Examples:\n  belay find config.json                 # in the latest snapshot of every source\n  belay find 'lib/**/*.py' --source pico-7 --all\n  belay find --hash 5a5a0c1e              # a content, anywhere, by SHA-256 prefix\n\nA glob without '/' matches file names at any depth; with '/' it matches whole paths ('**' spans directories)."
+    )]
+    Find(FindArgs),
 }
 
 #[derive(Args, Debug)]
@@ -157,6 +179,81 @@ pub struct LogArgs {
     /// One line per snapshot
     #[arg(long)]
     pub oneline: bool,
+    /// Only snapshots of this source
+    #[arg(long, value_name = "NAME", conflicts_with = "rev")]
+    pub source: Option<String>,
+    /// Every snapshot of every source, newest first (the default without REV)
+    #[arg(long, conflicts_with_all = ["rev", "source"])]
+    pub all: bool,
+    /// Only snapshots taken at or after this time (YYYY-MM-DD, 'YYYY-MM-DD HH:MM', '3 days ago')
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only snapshots taken at or before this time (a date includes that whole day)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only snapshots in which one of these paths (or something below it) changed
+    #[arg(last = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The old side: a snapshot (id, prefix, tag, source, NAME~N, NAME@{DATE})
+    pub from: String,
+    /// The new side: a snapshot, or a live source (dir:PATH, serial:PORT); default: FROM against its parent
+    pub to: Option<String>,
+    /// Show unified text diffs ("Binary files … differ" for binary content)
+    #[arg(short = 'p', long = "patch", visible_short_alias = 'u')]
+    pub patch: bool,
+    /// Show changed lines per file and in total
+    #[arg(long, conflicts_with = "name_only")]
+    pub stat: bool,
+    /// Show only the changed paths
+    #[arg(long)]
+    pub name_only: bool,
+    /// Live folder: leave out paths matching this gitignore-style glob (repeatable), as backup --exclude
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Lines of context around each change with -p
+    #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
+    pub context: usize,
+    /// Only these paths (and what is below them)
+    #[arg(last = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// Tag name (without a name: list tags)
+    #[arg(required_if_eq("delete", "true"))]
+    pub name: Option<String>,
+    /// Snapshot to tag (default: the latest snapshot of the only source)
+    pub rev: Option<String>,
+    /// Delete the tag NAME
+    #[arg(short = 'd', long, conflicts_with_all = ["rev", "message", "force"])]
+    pub delete: bool,
+    /// Message stored with the tag
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Move the tag if it already exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    /// Glob of paths to find (a glob without '/' matches names at any depth)
+    #[arg(required_unless_present = "hash")]
+    pub glob: Option<String>,
+    /// Only in snapshots of this source
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// In every live snapshot, not only the latest of each source
+    #[arg(long)]
+    pub all: bool,
+    /// Files whose SHA-256 starts with these hex digits (4 or more)
+    #[arg(long, value_name = "SHA256")]
+    pub hash: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Result;
+use belay_store::diff::PathFilter;
 use belay_store::repo::RefKind;
-use belay_store::{ObjectId, Repo, rev};
+use belay_store::{ObjectId, Repo, history, rev, timespec};
 use serde_json::json;
 
 use crate::args::LogArgs;
@@ -31,36 +32,7 @@ pub(crate) fn decorations(repo: &Repo) -> Result<Decorations> {
 }
 
 pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
-    let limit = a.max_count.unwrap_or(usize::MAX);
-    let mut items = Vec::new();
-    match &a.rev {
-        Some(r) => {
-            let cat = belay_store::catalog::Catalog::open(repo);
-            let mut next = Some(rev::resolve(repo, r)?);
-            while let Some(id) = next {
-                if items.len() >= limit {
-                    break;
-                }
-                if !cat.exists(&id) {
-                    // A forgotten parent ends the visible history.
-                    items.push((id, None));
-                    break;
-                }
-                let snap = cat.read(&id)?;
-                next = snap.parents.first().copied();
-                items.push((id, Some(snap)));
-            }
-        }
-        None => {
-            // Newest first, from the local cache's catalogue (docs/cache.md).
-            let all = belay_store::catalog::Catalog::open(repo).live()?;
-            items = all
-                .into_iter()
-                .take(limit)
-                .map(|(i, s)| (i, Some(s)))
-                .collect();
-        }
-    }
+    let items = select(repo, &a)?;
     let deco = decorations(repo)?;
     let no_tags = Vec::new();
     if ctx.json {
@@ -125,6 +97,92 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+type LogItem = (ObjectId, Option<belay_store::snapshot::Snapshot>);
+
+/// The snapshots `log` shows: a revision and its ancestors, one source, or
+/// every live snapshot; then the date and path filters; then `-n`.
+fn select(repo: &Repo, a: &LogArgs) -> Result<Vec<LogItem>> {
+    let limit = a.max_count.unwrap_or(usize::MAX);
+    let now = jiff::Timestamp::now();
+    let tz = jiff::tz::TimeZone::system();
+    let bound = |s: &Option<String>, b: timespec::Bound| -> Result<Option<i64>> {
+        s.as_deref()
+            .map(|s| timespec::parse(s, b, now, &tz).map_err(|e| anyhow::anyhow!("{e}")))
+            .transpose()
+    };
+    let since = bound(&a.since, timespec::Bound::Start)?;
+    let until = bound(&a.until, timespec::Bound::End)?;
+    let paths: Vec<Vec<u8>> = a
+        .paths
+        .iter()
+        .map(|p| belay_store::path::parse_user_path(p))
+        .collect();
+    let filter = PathFilter::new(&paths)?;
+    let filtered = since.is_some() || until.is_some() || !filter.is_all();
+    let keep = |s: &belay_store::snapshot::Snapshot| -> Result<bool> {
+        if since.is_some_and(|t| s.time_ns < t) || until.is_some_and(|t| s.time_ns > t) {
+            return Ok(false);
+        }
+        if !filter.is_all() {
+            return Ok(history::changed_in(repo, s, &filter)?);
+        }
+        Ok(true)
+    };
+    let mut items: Vec<LogItem> = Vec::new();
+    match (&a.rev, &a.source) {
+        (Some(r), _) => {
+            let cat = belay_store::catalog::Catalog::open(repo);
+            let mut next = Some(rev::resolve(repo, r)?);
+            while let Some(id) = next {
+                if items.len() >= limit {
+                    break;
+                }
+                if !cat.exists(&id) {
+                    // A forgotten parent ends the visible history.
+                    if !filtered {
+                        items.push((id, None));
+                    }
+                    break;
+                }
+                let snap = cat.read(&id)?;
+                next = snap.parents.first().copied();
+                if keep(&snap)? {
+                    items.push((id, Some(snap)));
+                }
+            }
+        }
+        (None, Some(name)) => {
+            let all = history::source_snapshots(repo, name)?;
+            if all.is_empty() {
+                anyhow::bail!(
+                    "no source named {name:?} (`belay log --oneline` lists every snapshot)"
+                );
+            }
+            for (id, s) in all {
+                if items.len() >= limit {
+                    break;
+                }
+                if keep(&s)? {
+                    items.push((id, Some(s)));
+                }
+            }
+        }
+        (None, None) => {
+            // Newest first, from the local cache's catalogue (docs/cache.md).
+            let all = belay_store::catalog::Catalog::open(repo).live()?;
+            for (id, s) in all {
+                if items.len() >= limit {
+                    break;
+                }
+                if keep(&s)? {
+                    items.push((id, Some(s)));
+                }
+            }
+        }
+    }
+    Ok(items)
 }
 
 pub(crate) fn show(ctx: &Ctx, repo: &Repo, r: &str) -> Result<()> {

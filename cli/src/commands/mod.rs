@@ -5,11 +5,14 @@
 mod backup;
 mod browse;
 mod check;
+mod diff;
+mod find;
 mod forget;
 mod gc;
 mod history;
 mod restore;
 mod stats;
+mod tags;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +53,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check::check(&ctx, &open(&repo_path()?)?, a),
         Command::Stats { rev } => stats::stats(&ctx, &open(&repo_path()?)?, rev.as_deref()),
         Command::Devices => crate::board::devices(&ctx.out()),
+        Command::Diff(a) => diff::diff(&ctx, &open(&repo_path()?)?, a),
+        Command::Tag(a) => tags::tag(&ctx, &open(&repo_path()?)?, a),
+        Command::Tags => tags::list(&ctx, &open(&repo_path()?)?),
+        Command::Find(a) => find::find(&ctx, &open(&repo_path()?)?, a),
     }?;
     Ok(ExitCode::SUCCESS)
 }
