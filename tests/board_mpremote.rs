@@ -251,7 +251,12 @@ try:
 except OSError as e:
     print('flash', e.errno, n < 64 * 1024)
 f.close()
+os.remove('fill.bin')
 print('uname', os.uname().release == '%d.%d.%d' % __import__('sys').implementation.version[:3])
+open(b'/new name.tmp', 'wb').write(b'x')
+os.rename(b'/new name.tmp', b'/lib/new name')
+os.rename('lib/new name', 'renamed')
+print('rename', 'renamed' in os.listdir(), os.listdir('lib'))
 "#;
     fs::write(work.path().join("check.py"), script).unwrap();
     let out = mpremote_ok(&board, &["run", "check.py"], work.path());
@@ -267,6 +272,7 @@ print('uname', os.uname().release == '%d.%d.%d' % __import__('sys').implementati
         "heap 100000 MemoryError",
         "flash 28 True",
         "uname True",
+        "rename True ['util.py']",
     ];
     assert_eq!(lines, want, "board answers:\n{out}");
 }

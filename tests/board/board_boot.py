@@ -23,10 +23,8 @@ def _board_boot(cfg):
     for name in ("binascii", "io", "time", "collections"):
         sys.modules[name] = __import__("u" + name)
 
-    # The flash: the in-memory filesystem below cfg["root"] becomes "/", so a
-    # listing of / shows the board's files only (not Emscripten's /dev, /tmp).
-    os.umount("/")
-    os.mount(os.VfsPosix(cfg["root"]), "/")
+    # The flash is the whole filesystem (worker.mjs removed Emscripten's
+    # /dev, /tmp, /home and /proc), mounted at / as on a board.
     os.chdir("/")
 
     # os.uname(), as on a board: (sysname, nodename, release, version, machine).

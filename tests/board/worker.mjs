@@ -23,7 +23,11 @@ const ctl = new Int32Array(ctlSab);
 const rx = new Uint8Array(rxSab);
 const tx = new Uint8Array(txSab);
 
-const ROOT = "/flash"; // the board's filesystem inside Emscripten's MEMFS
+// The board's flash is the root of Emscripten's MEMFS (its own /dev, /tmp,
+// /home and /proc are removed at start). Mounting a VfsPosix with a root
+// folder instead would break os.rename in 1.27.0 (both paths end up in one
+// shared buffer).
+const ROOT = "";
 const BLOCK = 4096; // flash block size reported by statvfs
 const RAW_PASTE_WINDOW = 128; // MICROPY_REPL_STDIN_BUFFER_MAX / 2, as on every port
 
@@ -354,7 +358,7 @@ function walk(node, rel, visit) {
 
 function flashUsedBlocks() {
     let blocks = 2; // superblock pair
-    walk(FS.lookupPath(ROOT).node, "", (node) => {
+    walk(FS.root, "", (node) => {
         if (FS.isDir(node.mode)) blocks += 1;
         else if (FS.isFile(node.mode)) blocks += Math.ceil((node.usedBytes || 0) / BLOCK);
     });
@@ -365,8 +369,20 @@ function flashTotalBlocks() {
     return Math.floor(opts.flashSize / BLOCK);
 }
 
+function removeTree(p) {
+    const node = FS.lookupPath(p).node;
+    if (FS.isDir(node.mode)) {
+        // (/proc/self/fd is a pseudo directory without contents.)
+        for (const name of Object.keys(node.contents || {})) removeTree(`${p}/${name}`);
+        FS.rmdir(p);
+    } else {
+        FS.unlink(p);
+    }
+}
+
 function loadFs(hostDir) {
-    FS.mkdir(ROOT);
+    // Open streams (stdin, stdout, stderr) keep their device nodes.
+    for (const name of Object.keys(FS.root.contents)) removeTree(`/${name}`);
     if (!hostDir) return;
     const copy = (src, dst) => {
         for (const ent of fs.readdirSync(src, { withFileTypes: true })) {
@@ -399,7 +415,7 @@ function dumpFs(dir) {
     fs.mkdirSync(dir, { recursive: true });
     clearDir(dir);
     const dirs = [];
-    walk(FS.lookupPath(ROOT).node, "", (node, rel) => {
+    walk(FS.root, "", (node, rel) => {
         const host = path.join(dir, ...rel.split("/"));
         const mtime = new Date(node.mtime);
         if (FS.isDir(node.mode)) {
@@ -443,7 +459,7 @@ FS = mp.FS;
     const origWrite = FS.write;
     FS.write = function (stream, buffer, offset, length, position, canOwn) {
         const node = stream.node;
-        if (length > 0 && stream.path && stream.path.startsWith(ROOT + "/") && FS.isFile(node.mode)) {
+        if (length > 0 && FS.isFile(node.mode)) {
             const pos = typeof position === "number" ? position : stream.position;
             const oldSize = node.usedBytes || 0;
             const newSize = Math.max(oldSize, pos + length);
@@ -463,8 +479,7 @@ FS = mp.FS;
     const O_DIRECTORY = 0o200000;
     FS.open = function (p, flags, ...rest) {
         const stream = origOpen.call(this, p, flags, ...rest);
-        if (typeof flags === "number" && !(flags & O_DIRECTORY) && stream.node && FS.isDir(stream.node.mode)
-            && stream.path && stream.path.startsWith(ROOT + "/")) {
+        if (typeof flags === "number" && !(flags & O_DIRECTORY) && stream.node && FS.isDir(stream.node.mode)) {
             FS.close(stream);
             throw new FS.ErrnoError(31);
         }
@@ -540,7 +555,6 @@ if (!opts.pyscriptModules) {
 if (!opts.hashlib) blocked.push("hashlib", "uhashlib");
 if (!opts.deflate) blocked.push("deflate");
 const cfg = {
-    root: ROOT,
     sysname: opts.sysname,
     version,
     unique_id: opts.uniqueId,
