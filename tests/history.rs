@@ -927,3 +927,47 @@ fn diff_against_the_test_board_compares_by_the_boards_hashes() {
     assert_eq!(ids(&env.json(&["log"])), before, "no snapshot written");
     drop(board);
 }
+
+#[test]
+fn a_tagged_snapshot_survives_forget_and_gc() {
+    let env = Env::new();
+    let src = env.dir("pico");
+    write(&src, "main.py", b"shipped build\n");
+    write(&src, "firmware.bin", &noise(50_000, 9));
+    let shipped = env.backup(&src, "pico");
+    env.json(&["tag", "shipped", "-m", "sent to the field"]);
+    write(&src, "main.py", b"work in progress\n");
+    fs::remove_file(src.join("firmware.bin")).unwrap();
+    env.backup(&src, "pico");
+    let untagged_old = {
+        write(&src, "main.py", b"another\n");
+        env.backup(&src, "pico")
+    };
+    write(&src, "main.py", b"latest\n");
+    env.backup(&src, "pico");
+
+    env.cmd(&["forget", "--keep-last", "1"]).assert().success();
+    env.cmd(&["gc", "--now"]).assert().success();
+    // The tag keeps its snapshot and everything it reaches.
+    let live = ids(&env.json(&["log"]));
+    assert!(live.contains(&shipped), "{live:?}");
+    assert!(!live.contains(&untagged_old));
+    let out = env.cmd(&["cat", "shipped:main.py"]).output().unwrap();
+    assert_eq!(out.stdout, b"shipped build\n");
+    let d = env.json(&["diff", "shipped", "pico"]);
+    let paths: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["firmware.bin", "main.py"]);
+    let restored = env.dir("restored");
+    env.cmd(&["restore", "shipped", "--to", restored.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(restored.join("firmware.bin")).unwrap(),
+        noise(50_000, 9)
+    );
+}
