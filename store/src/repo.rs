@@ -375,6 +375,12 @@ impl Repo {
         self.root.join("snapshots").join(id.to_hex())
     }
 
+    /// Is `id` a live snapshot (it has a marker)? A forgotten snapshot's
+    /// object may exist until gc deletes it, but it has no marker.
+    pub fn is_live(&self, id: &ObjectId) -> bool {
+        self.marker_path(id).exists()
+    }
+
     pub fn add_marker(&self, id: &ObjectId) -> Result<()> {
         let path = self.marker_path(id);
         atomic::publish_new(&path, b"", true).at(&path)?;

@@ -87,13 +87,14 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
                 policy.describe()
             );
             for d in &s.decisions {
-                println!(
+                let line = format!(
                     "  {:<6}  {}  {}  {}",
                     if d.keep { "keep" } else { "remove" },
                     d.id.short(),
                     output::time_ns(d.time_ns),
                     d.reasons.join(", ")
                 );
+                println!("{}", line.trim_end());
             }
             if s.head_before != s.head_after {
                 let verb = if a.dry_run { "would move" } else { "moved" };
