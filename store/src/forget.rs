@@ -215,6 +215,9 @@ pub struct UndoReport {
 /// Bring back what the last forget removed: markers return from `trash/`
 /// and heads that forget moved (and nothing moved since) go back.
 pub fn undo(repo: &Repo) -> Result<UndoReport> {
+    // Never while a gc runs: a marker brought back after gc marked the live
+    // objects could name a snapshot whose objects that gc deletes.
+    let _lock = crate::session::GcLock::acquire(repo)?;
     let Some(record) = last_forget(repo)? else {
         return Err(Error::Rev(
             "nothing to undo: no forget since the last gc (gc empties the trash)".into(),
