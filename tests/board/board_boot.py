@@ -261,6 +261,7 @@ def _board_boot(cfg):
         micropython.kbd_intr(3)
         try:
             builtins.execfile(name)
+            micropython.kbd_intr(-1)  # a Ctrl-C just after the file ends lands here
         except SystemExit:
             pass
         except BaseException as e:

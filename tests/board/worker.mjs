@@ -538,7 +538,10 @@ function runPython(code) {
         mp.runPython(code);
     } catch (e) {
         if (e && e.name === "PythonError") {
-            process.stderr.write(`test board: Python error: ${e.message}\n`);
+            // (A Ctrl-C that came in while the board ran its own code is not news.)
+            if (e.type !== "KeyboardInterrupt" || opts.verbose) {
+                process.stderr.write(`test board: Python error: ${e.message}\n`);
+            }
         } else {
             throw e;
         }
