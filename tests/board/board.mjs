@@ -402,7 +402,8 @@ function tick() {
     busy = takeFromBoard() || busy;
     busy = busy || inStart < inEnd || ((Atomics.load(ctl, TX_HEAD) - ctl[TX_TAIL]) | 0) > 0;
     idleTicks = busy ? 0 : idleTicks + 1;
-    setTimeout(tick, idleTicks > 200 ? 5 : 1);
+    // 1 ms while bytes move; polls less often the longer the line is idle.
+    setTimeout(tick, idleTicks > 1200 ? 15 : idleTicks > 200 ? 5 : 1);
 }
 
 // ---------------------------------------------------------------------------
