@@ -578,6 +578,35 @@ while time.time() < end:
     let _ = child.wait();
     assert!(err.contains("no MicroPython raw REPL answered"), "{err}");
     assert!(env.snapshots().is_empty());
+
+    // A port another program holds (as serialport and mpremote do: flock).
+    let board = TestBoard::start(&example_image(), &BoardOptions::unthrottled());
+    let holder = r#"
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", holder])
+        .arg(&board.path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let err = env.fails(&["backup", &serial(&board)]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(err.contains("busy"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Once it is free again, the board answers.
+    env.json(&["backup", &serial(&board)]);
 }
 
 #[test]

@@ -222,7 +222,7 @@ pub fn backup(
         Ok(r) => r,
         Err(e) => {
             drop(session);
-            return Err(e.context(format!("backup of {label} failed; no snapshot was written")));
+            return Err(e.context("no snapshot was written"));
         }
     };
     // Leave the board in its friendly REPL; a failure here does not undo

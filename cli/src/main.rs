@@ -24,7 +24,19 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            // The chain on one line, without repeating a cause whose text
+            // an outer message already includes.
+            let mut msg = String::new();
+            for e in err.chain() {
+                let s = e.to_string();
+                if !msg.contains(&s) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&s);
+                }
+            }
+            eprintln!("error: {msg}");
             let integrity = err.chain().any(|e| {
                 e.downcast_ref::<belay_store::Error>()
                     .is_some_and(|e| e.is_integrity())

@@ -66,7 +66,9 @@ impl BoardError {
             BoardError::Disconnected { .. } => io::ErrorKind::BrokenPipe,
             _ => io::ErrorKind::Other,
         };
-        io::Error::new(kind, self)
+        // The message only: the store adds the file's path, and a source
+        // chain would print the same text twice.
+        io::Error::new(kind, self.to_string())
     }
 }
 

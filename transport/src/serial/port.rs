@@ -486,17 +486,15 @@ pub fn reset_marker(got: &[u8]) -> Option<String> {
         "rst:0x",
         "ets ",
     ] {
-        if text.contains(m) {
-            let line = text
-                .lines()
-                .find(|l| l.contains(m))
-                .unwrap_or(m)
-                .trim()
+        if let Some(at) = text.find(m) {
+            // The marker and the rest of its line.
+            let start = at;
+            let line: String = text[start..]
                 .chars()
-                .filter(|c| !c.is_control())
+                .take_while(|c| c.is_ascii_graphic() || *c == ' ')
                 .take(60)
                 .collect();
-            return Some(line);
+            return Some(line.trim().to_string());
         }
     }
     None
