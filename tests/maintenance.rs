@@ -589,13 +589,24 @@ fn gc_now_is_refused_while_a_backup_session_is_active_and_stale_sessions_are_cle
     let mut child = Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let stale =
-        format!("{{\"kind\":\"backup\",\"host\":\"{host}\",\"pid\":{dead},\"started\":\"x\"}}");
-    fs::write(repo.join("sessions/live.json"), stale).unwrap();
+    // A backup's session file is empty: its name says host and pid.
+    fs::remove_file(repo.join("sessions/live.json")).unwrap();
+    let host_part: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stale_name = format!("{host_part}-{dead}-0123456789ab.json");
+    fs::write(repo.join("sessions").join(&stale_name), b"").unwrap();
     let g = belay_json(&repo, &["gc", "--now"]);
     assert_eq!(g["stale_sessions_removed"], 1);
     assert!(g["deleted_objects"].as_u64().unwrap() >= 3);
-    assert!(!repo.join("sessions/live.json").exists());
+    assert!(!repo.join("sessions").join(&stale_name).exists());
     check_clean(&repo, true);
     // Every gc bumps the generation.
     let g2 = belay_json(&repo, &["gc", "--dry-run"]);

@@ -64,11 +64,11 @@ impl Owner {
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} on {} (pid {}, since {})",
-            self.kind, self.host, self.pid, self.started
-        )?;
+        write!(f, "{} on {} (pid {}", self.kind, self.host, self.pid)?;
+        if !self.started.is_empty() {
+            write!(f, ", since {}", self.started)?;
+        }
+        f.write_str(")")?;
         if !self.source.is_empty() {
             write!(f, " of {}", self.source)?;
         }
@@ -125,9 +125,26 @@ pub fn age(path: &Path, now: SystemTime) -> Option<Duration> {
 /// Is the owner of `path` (a session or lock file) gone?
 pub fn is_stale(path: &Path, owner: Option<&Owner>, now: SystemTime) -> bool {
     match owner {
-        Some(o) if o.host == hostname() => !pid_alive(o.pid),
+        Some(o) if o.host == hostname() || o.host == sanitize(&hostname()) => !pid_alive(o.pid),
         _ => age(path, now).is_some_and(|a| a > STALE_AFTER),
     }
+}
+
+/// A session file's name is `<host>-<pid>-<random>.json` (the host with
+/// characters other than ASCII letters, digits and `-` replaced by `_`).
+fn owner_from_name(name: &str) -> Option<Owner> {
+    let stem = name.strip_suffix(".json")?;
+    let mut parts = stem.rsplitn(3, '-');
+    let _random = parts.next()?;
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let host = parts.next()?.to_string();
+    Some(Owner {
+        kind: "backup".into(),
+        host,
+        pid,
+        started: String::new(),
+        source: String::new(),
+    })
 }
 
 fn read_owner(path: &Path) -> Option<Owner> {
@@ -159,7 +176,7 @@ pub fn list_sessions(repo: &Repo, now: SystemTime) -> Result<Vec<Active>> {
             continue;
         }
         let path = e.path();
-        let owner = read_owner(&path);
+        let owner = read_owner(&path).or_else(|| owner_from_name(&name));
         // A file that vanished meanwhile (its backup finished) is skipped.
         if !path.exists() {
             continue;
@@ -197,9 +214,18 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn create(path: PathBuf, owner: &Owner) -> Result<std::result::Result<Heartbeat, ()>> {
-        let mut text = serde_json::to_vec_pretty(owner).expect("owner serializes");
-        text.push(b'\n');
+    /// Create `path` holding `owner` as JSON, or empty (`owner` None: the
+    /// name says who owns it, and an empty file needs no data block, so a
+    /// backup still starts on a full disk).
+    fn create(path: PathBuf, owner: Option<&Owner>) -> Result<std::result::Result<Heartbeat, ()>> {
+        let text = match owner {
+            Some(o) => {
+                let mut t = serde_json::to_vec_pretty(o).expect("owner serializes");
+                t.push(b'\n');
+                t
+            }
+            None => Vec::new(),
+        };
         if let Some(d) = path.parent() {
             fs::create_dir_all(d).at(d)?;
         }
@@ -260,7 +286,7 @@ impl Session {
                 owner.pid,
                 hex::encode(r)
             );
-            if let Ok(h) = Heartbeat::create(dir.join(name), &owner)? {
+            if let Ok(h) = Heartbeat::create(dir.join(name), None)? {
                 break h;
             }
         };
@@ -351,7 +377,7 @@ impl GcLock {
         let path = repo.root().join("locks").join("gc.json");
         let owner = Owner::new("gc", "");
         for _ in 0..3 {
-            if let Ok(h) = Heartbeat::create(path.clone(), &owner)? {
+            if let Ok(h) = Heartbeat::create(path.clone(), Some(&owner))? {
                 return Ok(GcLock { _file: h });
             }
             let other = read_owner(&path);
@@ -386,7 +412,7 @@ impl DeletingMark {
         let owner = Owner::new("gc", "");
         // We hold the gc lock, so an existing file is a dead gc's.
         let _ = fs::remove_file(&path);
-        match Heartbeat::create(path.clone(), &owner)? {
+        match Heartbeat::create(path.clone(), Some(&owner))? {
             Ok(h) => Ok(DeletingMark { _file: h }),
             Err(()) => Err(Error::Unsafe(format!(
                 "{} appeared while holding the gc lock",
