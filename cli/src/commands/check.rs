@@ -69,9 +69,14 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
                 println!("  … and {} more files", p.more_files);
             }
         }
-        if r.unreferenced > 0 {
+        if r.unreferenced > 0 && r.ok() {
             ctx.info(format!(
                 "{} unreferenced objects (not a problem: gc removes them)",
+                r.unreferenced
+            ));
+        } else if r.unreferenced > 0 {
+            ctx.info(format!(
+                "{} objects not reached (some may be below the damaged trees)",
                 r.unreferenced
             ));
         }
