@@ -27,6 +27,8 @@ const LIST_MAGIC: &[u8] = b"belay-condemned 1\n";
 /// Abandoned `.tmp-` files older than this (by the share's clock) are removed.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// How long past the grace period deletion waits for running backups.
+pub const OVERDUE_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug)]
 pub struct GcOptions {
@@ -82,6 +84,9 @@ pub struct GcReport {
     pub next_deletion_in: Option<Duration>,
     /// Backups whose sessions postponed deletion.
     pub postponed_by: Vec<String>,
+    /// Objects overdue (condemned longer than grace + 1 h) were deleted
+    /// although backups were running.
+    pub deleted_while_backups_ran: bool,
     pub stale_sessions_removed: u64,
     pub trash_emptied: u64,
     pub temp_files_removed: u64,
@@ -93,6 +98,11 @@ struct CondemnedList {
     mtime: SystemTime,
     ids: Vec<ObjectId>,
     expired: bool,
+    /// Expired for longer than [`OVERDUE_AFTER`]: deleted even while
+    /// backups run (they re-check before committing, format.md §10.3).
+    overdue: bool,
+    /// This run deletes what it holds.
+    delete: bool,
 }
 
 fn trunc(id: &ObjectId) -> u128 {
@@ -140,6 +150,8 @@ fn load_lists(repo: &Repo, now: SystemTime, grace: Duration) -> Result<Vec<Conde
             mtime,
             ids,
             expired: age >= grace,
+            overdue: age >= grace + OVERDUE_AFTER,
+            delete: false,
         });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -325,9 +337,22 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
             );
         }
     }
-    let can_delete = want_delete && active.is_empty();
-    if want_delete && !active.is_empty() {
+    // With no backup running, every expired list (or, with --now, all
+    // garbage) goes; while backups run, only lists overdue by an hour past
+    // the grace period, so a busy share cannot postpone deletion forever.
+    let quiet = active.is_empty();
+    let now_mode = opts.now && quiet;
+    for l in lists.iter_mut() {
+        l.delete = if quiet {
+            l.expired || now_mode
+        } else {
+            l.overdue
+        };
+    }
+    let can_delete = want_delete && (now_mode || lists.iter().any(|l| l.delete));
+    if want_delete && !quiet {
         report.postponed_by = active;
+        report.deleted_while_backups_ran = can_delete;
     }
     if !can_delete {
         deleting = None;
@@ -344,7 +369,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     let expired_ids = |id: &ObjectId, lists: &[CondemnedList]| {
         lists
             .iter()
-            .any(|l| l.expired && l.ids.binary_search(id).is_ok())
+            .any(|l| l.delete && l.ids.binary_search(id).is_ok())
     };
     let pending_in = |id: &ObjectId, lists: &[CondemnedList]| {
         lists
@@ -372,7 +397,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
                 report.live_bytes += size;
                 return Ok(());
             }
-            if can_delete && (opts.now || expired_ids(&id, &lists)) {
+            if can_delete && (now_mode || expired_ids(&id, &lists)) {
                 if opts.dry_run {
                     report.deleted_objects += 1;
                     report.deleted_bytes += size;
@@ -434,7 +459,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         // Lists: expired ones are done when this run could delete; the
         // others keep only what is still garbage (and their time).
         for l in &lists {
-            if can_delete && (l.expired || opts.now) {
+            if can_delete && (l.delete || now_mode) {
                 fs::remove_file(&l.path).at(&l.path)?;
                 continue;
             }

@@ -99,6 +99,7 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
             "pending_bytes": r.pending_bytes,
             "next_deletion_in_seconds": r.next_deletion_in.map(|d| d.as_secs()),
             "postponed_by": r.postponed_by,
+            "deleted_while_backups_ran": r.deleted_while_backups_ran,
             "stale_sessions_removed": r.stale_sessions_removed,
             "trash_emptied": r.trash_emptied,
             "temp_files_removed": r.temp_files_removed,
@@ -149,10 +150,17 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         ));
     }
     if !r.postponed_by.is_empty() {
-        ctx.info(format!(
-            "deletion postponed while backups run: {}",
-            r.postponed_by.join("; ")
-        ));
+        if r.deleted_while_backups_ran {
+            ctx.info(format!(
+                "backups are running ({}): deleted only objects condemned more than the grace period + 1h ago; a backup that reused one re-checks before committing and asks to be run again",
+                r.postponed_by.join("; ")
+            ));
+        } else {
+            ctx.info(format!(
+                "deletion postponed while backups run: {}",
+                r.postponed_by.join("; ")
+            ));
+        }
         if a.now {
             ctx.info("--now was not applied: a backup is running");
         }
