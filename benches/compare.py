@@ -316,6 +316,11 @@ def main():
             ratio = b / r
             summary[step] = ratio
             p(f"| {step} (s) | {b:.3f} | {r:.3f} | {ratio:.3f} | ≤ {tgt} | {'yes' if ratio <= tgt else 'no'} |")
+        for step, tgt in targets:
+            b, r = med("belay", step + "_cpu"), med("restic", step + "_cpu")
+            if b is not None and r:
+                summary[step + "_cpu"] = b / r
+                p(f"| {step} (CPU s, for reference) | {b:.3f} | {r:.3f} | {b / r:.3f} | ({tgt}) | – |")
         peers = [med(x, "size_final") for x in ("restic", "borg") if x in res]
         b = med("belay", "size_final")
         ratio = b / min(peers)
