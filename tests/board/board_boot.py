@@ -171,19 +171,34 @@ def _board_boot(cfg):
             return 0
 
     class _TextIn(io.IOBase):
-        def __init__(self, f):
+        # A port's text stdin turns "\r" into "\n" (sys_stdio_mphal.c).
+        def __init__(self, f, buffer):
             self._f = f
+            if buffer:
+                self.buffer = f.buffer
             self._poll = select.poll()
             self._poll.register(f, select.POLLIN)
 
         def read(self, *a):
-            return self._f.read(*a)
+            return self._f.read(*a).replace("\r", "\n")
 
-        def readinto(self, *a):
-            return self._f.readinto(*a)
+        def readinto(self, buf, *a):
+            n = self._f.readinto(buf, *a)
+            for i in range(n or 0):
+                if buf[i] == 13:
+                    buf[i] = 10
+            return n
 
-        def readline(self, *a):
-            return self._f.readline(*a)
+        def readline(self, limit=-1):
+            line = ""
+            while limit < 0 or len(line) < limit:
+                c = self.read(1)
+                if not c:
+                    break
+                line += c
+                if c == "\n":
+                    break
+            return line
 
         def ioctl(self, req, arg):
             if req == 3:  # MP_STREAM_POLL
@@ -197,7 +212,7 @@ def _board_boot(cfg):
             return self
 
         def __next__(self):
-            line = self._f.readline()
+            line = self.readline()
             if not line:
                 raise StopIteration
             return line
@@ -214,8 +229,7 @@ def _board_boot(cfg):
     stdout = _TextOut(sys.stdout, cfg["buffer"])
     fake.stdout = stdout
     fake.stderr = _TextOut(sys.stderr, cfg["buffer"])
-    if not cfg["buffer"]:
-        fake.stdin = _TextIn(sys.stdin)
+    fake.stdin = _TextIn(sys.stdin, cfg["buffer"])
     real_print_exception = sys.print_exception
 
     def _print_exception(exc, file=None):
