@@ -463,6 +463,12 @@ fn ctrl_c_interrupts_code_waiting_for_input() {
     port.read_until(b"OK");
     port.send(&all_bytes(1));
     assert_eq!(show(&port.read_until(b"\x04>")), show(b"True\r\n\x04\x04>"));
+    // And from the board: every byte value, unchanged, through stdout.buffer.
+    port.send(b"import sys\nsys.stdout.buffer.write(bytes(range(256)))\n\x04");
+    let mut want = b"OK".to_vec();
+    want.extend(all_bytes(1));
+    want.extend(b"\x04\x04>");
+    assert_eq!(show(&port.read_until(b"\xff\x04\x04>")), show(&want));
 }
 
 #[test]
