@@ -827,6 +827,48 @@ fn overdue_condemned_objects_are_deleted_even_while_a_backup_runs_and_the_backup
     check_clean(&repo, true);
 }
 
+#[test]
+fn a_cache_filled_before_a_gc_is_not_trusted_blindly() {
+    // The local cache is opened before a backup announces its session; a gc
+    // finishing in between deletes objects the cache still calls known. The
+    // backup notices the generation changed and re-checks before committing.
+    use belay_store::backup::{BackupOptions, NoProgress, backup_with};
+    use belay_store::cache::Cache;
+    use belay_transport::dir::DirSource;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_path = init(tmp.path());
+    let src = tmp.path().join("src");
+    write_file(&src.join("a.bin"), &noise(30_000, 42), 1);
+    let repo = belay_store::Repo::open(&repo_path).unwrap();
+    let cache = Cache::open_at(&tmp.path().join("cache/c.sqlite")).unwrap();
+    cache
+        .sync_generation(belay_store::session::generation(&repo).unwrap())
+        .unwrap();
+    let opts = |t: i64| BackupOptions {
+        name: "src".into(),
+        time_ns: t,
+        ..Default::default()
+    };
+    let source = DirSource::new(&src, vec![], false).unwrap();
+    backup_with(&repo, &source, &opts(1), Some(&cache), &NoProgress).unwrap();
+    // a.bin goes away, its snapshot is forgotten and its chunks deleted.
+    fs::remove_file(src.join("a.bin")).unwrap();
+    write_file(&src.join("b.txt"), b"b", 2);
+    backup(&repo_path, &src, "src");
+    belay_json(&repo_path, &["forget", "--keep-last", "1"]);
+    belay_json(&repo_path, &["gc", "--now"]);
+    // a.bin comes back; the stale cache says its chunks are known.
+    write_file(&src.join("a.bin"), &noise(30_000, 42), 1);
+    let source = DirSource::new(&src, vec![], false).unwrap();
+    match backup_with(&repo, &source, &opts(3), Some(&cache), &NoProgress) {
+        Err(e) => assert!(e.to_string().contains("run the backup again"), "{e}"),
+        Ok(r) => panic!("committed {} over deleted chunks", r.snapshot),
+    }
+    check_clean(&repo_path, true);
+    backup(&repo_path, &src, "src");
+    check_clean(&repo_path, true);
+}
+
 // ---------------------------------------------------------------------------
 // Crash safety: kill -9 at seeded random moments.
 

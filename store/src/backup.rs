@@ -78,6 +78,13 @@ pub trait KnownFiles: Sync {
         false
     }
 
+    /// The repository's gc generation this knowledge is valid for (see
+    /// `crate::session`): when a gc ran since, the engine re-checks before
+    /// committing that every object it relied on still exists.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
     /// The backup of `source` committed snapshot `id` (durably): its files,
     /// and the objects it wrote or found present.
     fn committed(
@@ -454,7 +461,7 @@ pub fn backup_with(
     summary.bytes_added = counters.bytes_added.load(Ordering::Relaxed) + snapshot_bytes;
     snap.summary = summary.clone();
     crate::session::pause_point("backup-before-commit");
-    session.before_commit(repo, &snap.tree)?;
+    session.before_commit(repo, &snap.tree, known_files.and_then(|k| k.generation()))?;
     crate::session::pause_point("backup-committing");
     let (id, _) = repo.commit_snapshot(&snap)?;
     repo.write_ref(RefKind::Head, &opts.name, &id)?;

@@ -272,6 +272,15 @@ fn join_ids(ids: &[ObjectId]) -> Vec<u8> {
 }
 
 impl KnownFiles for Cache {
+    fn generation(&self) -> Option<u64> {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row("SELECT value FROM meta WHERE key='generation'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .ok()
+        .and_then(|v| v.parse().ok())
+    }
+
     fn parent_state(
         &self,
         source: &str,

@@ -305,10 +305,19 @@ impl Session {
     /// during this backup, checks that every object the snapshot references
     /// still exists. A missing one fails the backup (nothing is committed);
     /// running it again stores what is missing.
-    pub fn before_commit(&self, repo: &Repo, root: &ObjectId) -> Result<()> {
+    ///
+    /// `known_generation` is the generation the caller's other knowledge
+    /// (the local cache, opened before this session) is valid for.
+    pub fn before_commit(
+        &self,
+        repo: &Repo,
+        root: &ObjectId,
+        known_generation: Option<u64>,
+    ) -> Result<()> {
         let waited = wait_while_deleting(repo)?;
         let now_gen = generation(repo)?;
-        if !(waited || self.deleting_at_start || now_gen != self.generation) {
+        let stale_knowledge = known_generation.is_some_and(|g| g != self.generation);
+        if !(waited || self.deleting_at_start || now_gen != self.generation || stale_knowledge) {
             return Ok(());
         }
         let mut missing = Vec::new();
