@@ -770,6 +770,7 @@ fn find_across_two_sources() {
 
     // Latest snapshot of each source.
     let rows = env.json(&["find", "config.json"]);
+    assert!(rows[0]["location"].as_str().unwrap().starts_with("dir:"));
     let got: BTreeSet<(String, String, String, u64)> = rows
         .as_array()
         .unwrap()

@@ -597,6 +597,9 @@ fn render(ctx: &Ctx, repo: &Repo, a: &DiffArgs, changes: &[Change], side: NewSid
             detail
         )?;
     }
+    if !ctx.quiet && changes.is_empty() {
+        eprintln!("no changes");
+    }
     if !ctx.quiet && !changes.is_empty() {
         let count = |k: ChangeKind| changes.iter().filter(|c| c.change == k).count();
         eprintln!(

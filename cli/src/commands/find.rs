@@ -111,6 +111,7 @@ pub(crate) fn find(ctx: &Ctx, repo: &Repo, a: FindArgs) -> Result<()> {
             .map(|(id, s, f)| {
                 let mut v = json!({
                     "source": s.source,
+                    "location": s.location,
                     "snapshot": id.to_hex(),
                     "time": output::rfc3339(s.time_ns),
                     "path": bpath::display(&f.path),
