@@ -209,6 +209,9 @@ def main():
     ap.add_argument("--belay", default=os.path.join(ROOT, "target", "release", "belay"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-write", action="store_true", help="print only, write nothing to --out")
+    ap.add_argument("--loop-ext4", type=int, metavar="GIB", default=0,
+                    help="run in a fresh journaled ext4 filesystem of this size (a loop mount, needs root), "
+                         "isolated from other processes creating and deleting files")
     a = ap.parse_args()
 
     names = [t for t in a.tools.split(",") if t]
@@ -218,6 +221,22 @@ def main():
     work = os.path.abspath(a.work)
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
+    image = None
+    if a.loop_ext4:
+        image = work.rstrip("/") + ".ext4.img"
+        run(["truncate", "-s", f"{a.loop_ext4}G", image])
+        run(["mkfs.ext4", "-q", "-F", image])
+        run(["mount", "-o", "loop", image, work])
+    try:
+        _bench(a, names, work)
+    finally:
+        if image:
+            subprocess.run(["umount", work])
+            os.remove(image)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench(a, names, work):
     base = os.path.join(work, "base")
     gen = run([sys.executable, os.path.join(HERE, "datasets.py"), a.dataset, base]).stdout.decode().strip()
     print(gen)
@@ -278,7 +297,8 @@ def main():
     p(f"## {a.dataset} tree, {started:%Y-%m-%d %H:%M} UTC")
     p("")
     p(f"- data: {gen}")
-    p(f"- machine: {machine()}; work dir on {fstype(work)}")
+    journal = "journaled ext4 loop mount (--loop-ext4)" if a.loop_ext4 else f"{fstype(work)} (root filesystem)"
+    p(f"- machine: {machine()}; work dir: {journal}")
     p(f"- {a.reps} repetitions, medians; load average before {load_before}, after {load_after}")
     p("- versions: " + "; ".join(t.version() for t in tools))
     p("")
@@ -346,7 +366,7 @@ def main():
     print(text)
     if not a.no_write:
         os.makedirs(a.out, exist_ok=True)
-        stem = os.path.join(a.out, f"{started:%Y%m%d-%H%M}-{a.dataset}")
+        stem = os.path.join(a.out, f"{started:%Y%m%d-%H%M}-{a.dataset}" + ("-loop" if a.loop_ext4 else ""))
         with open(stem + ".md", "w") as fh:
             fh.write(text)
         with open(stem + ".json", "w") as fh:
@@ -354,7 +374,6 @@ def main():
                        "load_before": load_before, "load_after": load_after, "machine": machine(),
                        "results": res}, fh, indent=1)
         print(f"written: {stem}.md, {stem}.json")
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
