@@ -784,47 +784,51 @@ fn backup_and_gc_interleaved_never_commit_a_snapshot_with_deleted_objects() {
 #[test]
 fn overdue_condemned_objects_are_deleted_even_while_a_backup_runs_and_the_backup_rechecks() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo, src) = concurrency_template(tmp.path());
-    // The condemnation happened two hours ago (by the share's clock).
-    let list_dir = repo.join("gc/condemned");
-    for e in fs::read_dir(&list_dir).unwrap() {
-        let p = e.unwrap().path();
-        let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
-        fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(two_hours_ago)
-            .unwrap();
+    let (template, src) = concurrency_template(tmp.path());
+    // Paused before its check, and between its check and its marker.
+    for point in ["backup-before-commit", "backup-committing"] {
+        let repo = tmp.path().join(point);
+        copy_repo(&template, &repo);
+        // The condemnation happened two hours ago (by the share's clock).
+        for e in fs::read_dir(repo.join("gc/condemned")).unwrap() {
+            let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+            fs::File::options()
+                .write(true)
+                .open(e.unwrap().path())
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        // A backup reusing those condemned objects is paused.
+        let pause = tmp.path().join(format!("pause-{point}"));
+        fs::create_dir_all(&pause).unwrap();
+        let mut b = spawn_paused(
+            &repo,
+            &["--json", "backup", src.to_str().unwrap(), "--name", "src"],
+            point,
+            &pause,
+        );
+        assert!(wait_reached(&pause, point, &mut b));
+        // Within grace + 1 h: postponed.
+        let g = belay_json(&repo, &["gc", "--grace", "1h30m"]);
+        assert_eq!(g["deleted_objects"], 0);
+        assert_eq!(g["postponed_by"].as_array().unwrap().len(), 1);
+        // Overdue: deleted although the backup runs.
+        let g = belay_json(&repo, &["gc", "--grace", "30m"]);
+        assert!(g["deleted_objects"].as_u64().unwrap() >= 8, "{g}");
+        assert_eq!(g["deleted_while_backups_ran"], true);
+        release(&pause, point);
+        let out = b.wait_with_output().unwrap();
+        // The backup reused deleted objects: it notices and leaves no
+        // snapshot behind.
+        assert!(!out.status.success(), "{point}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("run the backup again"), "{err}");
+        assert_eq!(belay_json(&repo, &["log"]).as_array().unwrap().len(), 1);
+        check_clean(&repo, true);
+        backup(&repo, &src, "src");
+        check_clean(&repo, true);
     }
-    // A backup reusing those condemned objects is paused before its commit.
-    let pause = tmp.path().join("pause");
-    fs::create_dir_all(&pause).unwrap();
-    let point = "backup-before-commit";
-    let mut b = spawn_paused(
-        &repo,
-        &["--json", "backup", src.to_str().unwrap(), "--name", "src"],
-        point,
-        &pause,
-    );
-    assert!(wait_reached(&pause, point, &mut b));
-    // Within grace + 1 h: postponed.
-    let g = belay_json(&repo, &["gc", "--grace", "1h30m"]);
-    assert_eq!(g["deleted_objects"], 0);
-    assert_eq!(g["postponed_by"].as_array().unwrap().len(), 1);
-    // Overdue: deleted although the backup runs.
-    let g = belay_json(&repo, &["gc", "--grace", "30m"]);
-    assert!(g["deleted_objects"].as_u64().unwrap() >= 8, "{g}");
-    assert_eq!(g["deleted_while_backups_ran"], true);
-    release(&pause, point);
-    let out = b.wait_with_output().unwrap();
-    // The backup reused deleted objects: it re-checks and commits nothing.
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("run the backup again"), "{err}");
-    check_clean(&repo, true);
-    backup(&repo, &src, "src");
-    check_clean(&repo, true);
 }
 
 #[test]

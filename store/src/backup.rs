@@ -464,6 +464,7 @@ pub fn backup_with(
     session.before_commit(repo, &snap.tree, known_files.and_then(|k| k.generation()))?;
     crate::session::pause_point("backup-committing");
     let (id, _) = repo.commit_snapshot(&snap)?;
+    session.after_commit(repo, &snap.tree, &id)?;
     repo.write_ref(RefKind::Head, &opts.name, &id)?;
     if let Some(kf) = known_files {
         let confirmed = std::mem::take(&mut *known.confirmed.lock().unwrap());

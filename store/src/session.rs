@@ -269,6 +269,8 @@ pub struct Session {
     _file: Heartbeat,
     generation: u64,
     deleting_at_start: bool,
+    /// The generation [`Session::before_commit`] checked against.
+    checked_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Session {
@@ -297,6 +299,7 @@ impl Session {
             _file: file,
             generation,
             deleting_at_start,
+            checked_generation: std::sync::atomic::AtomicU64::new(generation),
         })
     }
 
@@ -316,35 +319,13 @@ impl Session {
     ) -> Result<()> {
         let waited = wait_while_deleting(repo)?;
         let now_gen = generation(repo)?;
+        self.checked_generation
+            .store(now_gen, std::sync::atomic::Ordering::SeqCst);
         let stale_knowledge = known_generation.is_some_and(|g| g != self.generation);
         if !(waited || self.deleting_at_start || now_gen != self.generation || stale_knowledge) {
             return Ok(());
         }
-        let mut missing = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![*root];
-        while let Some(t) = stack.pop() {
-            if !seen.insert(t) {
-                continue;
-            }
-            if !repo.has_object(&t) {
-                missing.push(t);
-                continue;
-            }
-            for e in repo.read_tree(&t)?.entries {
-                match e.node {
-                    Node::Dir { tree } => stack.push(tree),
-                    Node::File { chunks, .. } => {
-                        for c in chunks {
-                            if seen.insert(c) && !repo.has_object(&c) {
-                                missing.push(c);
-                            }
-                        }
-                    }
-                    Node::Symlink { .. } => {}
-                }
-            }
-        }
+        let missing = missing_objects(repo, root)?;
         if let Some(first) = missing.first() {
             return Err(Error::Unsafe(format!(
                 "a gc that ran during this backup removed {} object(s) it reuses (e.g. {}); nothing was committed: run the backup again",
@@ -354,6 +335,64 @@ impl Session {
         }
         Ok(())
     }
+
+    /// Call after the snapshot's marker is written and before its head
+    /// moves: a gc that started deleting between [`Session::before_commit`]
+    /// and the marker may not have seen the marker. If one did (the
+    /// generation moved), wait for it and check again; if it removed
+    /// something the snapshot needs, withdraw the marker and fail.
+    pub fn after_commit(&self, repo: &Repo, root: &ObjectId, snapshot: &ObjectId) -> Result<()> {
+        let waited = wait_while_deleting(repo)?;
+        let now_gen = generation(repo)?;
+        let checked = self
+            .checked_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if !waited && now_gen == checked {
+            return Ok(());
+        }
+        let missing = missing_objects(repo, root)?;
+        if let Some(first) = missing.first() {
+            let marker = repo.root().join("snapshots").join(snapshot.to_hex());
+            fs::remove_file(&marker).at(&marker)?;
+            atomic::fsync_dir(marker.parent().unwrap()).at(&marker)?;
+            return Err(Error::Unsafe(format!(
+                "a gc that ran while this backup committed removed {} object(s) it reuses (e.g. {}); the snapshot was withdrawn: run the backup again",
+                missing.len(),
+                repo.object_path(first).display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Objects below `root` (itself included) that do not exist.
+fn missing_objects(repo: &Repo, root: &ObjectId) -> Result<Vec<ObjectId>> {
+    let mut missing = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![*root];
+    while let Some(t) = stack.pop() {
+        if !seen.insert(t) {
+            continue;
+        }
+        if !repo.has_object(&t) {
+            missing.push(t);
+            continue;
+        }
+        for e in repo.read_tree(&t)?.entries {
+            match e.node {
+                Node::Dir { tree } => stack.push(tree),
+                Node::File { chunks, .. } => {
+                    for c in chunks {
+                        if seen.insert(c) && !repo.has_object(&c) {
+                            missing.push(c);
+                        }
+                    }
+                }
+                Node::Symlink { .. } => {}
+            }
+        }
+    }
+    Ok(missing)
 }
 
 /// Wait while a gc is deleting objects (`gc/deleting` exists and its owner
