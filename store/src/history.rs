@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
+use crate::catalog::Catalog;
 use crate::diff::{self, PathFilter};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
@@ -17,24 +18,24 @@ use crate::tree::{Node, TreeEntry};
 /// head along first parents (stopping at a forgotten one) and every live
 /// snapshot recorded under that name.
 pub fn source_snapshots(repo: &Repo, name: &str) -> Result<Vec<(ObjectId, Snapshot)>> {
+    // Snapshot payloads come from the local cache's catalogue when it has
+    // them, so this lists no objects and reads few.
+    let cat = Catalog::open(repo);
     let mut seen: HashSet<ObjectId> = HashSet::new();
     let mut out = Vec::new();
     let mut next = repo.read_ref(RefKind::Head, name)?;
     while let Some(id) = next {
-        if !seen.insert(id) || !repo.has_object(&id) {
+        if !seen.insert(id) {
             break;
         }
-        let s = repo.read_snapshot(&id)?;
+        let Some(s) = cat.snapshot(&id)? else {
+            break;
+        };
         next = s.parents.first().copied();
         out.push((id, s));
     }
-    for id in repo.list_snapshots()? {
-        if seen.contains(&id) {
-            continue;
-        }
-        let s = repo.read_snapshot(&id)?;
-        if s.source == name {
-            seen.insert(id);
+    for (id, s) in cat.live()? {
+        if s.source == name && seen.insert(id) {
             out.push((id, s));
         }
     }

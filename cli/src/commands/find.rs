@@ -35,9 +35,7 @@ fn scope(repo: &Repo, a: &FindArgs) -> Result<Vec<(ObjectId, Snapshot)>> {
             out.push((id, repo.read_snapshot(&id)?));
         }
         (None, true) => {
-            for id in repo.list_snapshots()? {
-                out.push((id, repo.read_snapshot(&id)?));
-            }
+            out = belay_store::catalog::Catalog::open(repo).live()?;
         }
         (None, false) => {
             for id in history::heads(repo)?.into_values() {
