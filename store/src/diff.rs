@@ -536,6 +536,183 @@ pub fn hash_file(source: &dyn Source, p: &[u8]) -> io::Result<(Sha256, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// A directory tree for property tests.
+    #[derive(Clone, Debug)]
+    enum T {
+        File(u8, u32),
+        Link(u8),
+        Dir(BTreeMap<String, T>, u32),
+    }
+
+    fn arb_tree() -> impl Strategy<Value = BTreeMap<String, T>> {
+        // Few names, so two random trees share paths, subtrees and ids.
+        let name = prop::sample::select(vec!["a", "b", "a.b", "a-b", "c"]).prop_map(String::from);
+        let mode = prop::sample::select(vec![0o644u32, 0o755]);
+        let leaf = prop_oneof![
+            (0u8..3, mode.clone()).prop_map(|(c, m)| T::File(c, m)),
+            (0u8..2).prop_map(T::Link),
+        ];
+        let tree = leaf.prop_recursive(4, 40, 4, move |inner| {
+            (
+                prop::collection::btree_map(name.clone(), inner, 0..4),
+                mode.clone(),
+            )
+                .prop_map(|(m, mode)| T::Dir(m, mode))
+        });
+        prop::collection::btree_map(
+            prop::sample::select(vec!["a", "b", "a.b", "c"]).prop_map(String::from),
+            tree,
+            0..4,
+        )
+    }
+
+    fn store(repo: &Repo, dir: &BTreeMap<String, T>) -> ObjectId {
+        let mut entries = Vec::new();
+        for (name, t) in dir {
+            let (mode, node) = match t {
+                T::File(c, m) => {
+                    let content = vec![*c; *c as usize];
+                    (
+                        *m,
+                        Node::File {
+                            size: content.len() as u64,
+                            sha256: Sha256Hasher::digest(&content).into(),
+                            chunks: Vec::new(),
+                        },
+                    )
+                }
+                T::Link(t) => (
+                    0o777,
+                    Node::Symlink {
+                        target: vec![b'x'; *t as usize + 1],
+                    },
+                ),
+                T::Dir(m, mode) => (
+                    *mode,
+                    Node::Dir {
+                        tree: store(repo, m),
+                    },
+                ),
+            };
+            entries.push(TreeEntry {
+                name: name.as_bytes().to_vec(),
+                mode,
+                mtime_ns: None,
+                node,
+            });
+        }
+        repo.write_tree(&Tree { entries }).unwrap().0
+    }
+
+    /// Path -> (kind, content, mode) of every entry.
+    fn flat(dir: &BTreeMap<String, T>, prefix: &str, out: &mut BTreeMap<String, (u8, u8, u32)>) {
+        for (name, t) in dir {
+            let p = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            match t {
+                T::File(c, m) => {
+                    out.insert(p, (0, *c, *m));
+                }
+                T::Link(t) => {
+                    out.insert(p, (2, *t, 0));
+                }
+                T::Dir(m, mode) => {
+                    out.insert(p.clone(), (1, 0, *mode));
+                    flat(m, &p, out);
+                }
+            }
+        }
+    }
+
+    /// The changes by an independent comparison of the flattened trees.
+    fn naive(a: &BTreeMap<String, T>, b: &BTreeMap<String, T>) -> Vec<(String, ChangeKind)> {
+        let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+        flat(a, "", &mut fa);
+        flat(b, "", &mut fb);
+        let mut paths: Vec<&String> = fa.keys().chain(fb.keys()).collect();
+        paths.sort_by_key(|p| path_order_key(p.as_bytes()));
+        paths.dedup();
+        let mut out = Vec::new();
+        for p in paths {
+            let k = match (fa.get(p), fb.get(p)) {
+                (Some(_), None) => ChangeKind::Removed,
+                (None, Some(_)) => ChangeKind::Added,
+                (Some(x), Some(y)) if x.0 != y.0 => ChangeKind::TypeChanged,
+                (Some(x), Some(y)) if x != y => ChangeKind::Modified,
+                _ => continue,
+            };
+            out.push((p.clone(), k));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn walk_matches_an_independent_comparison(a in arb_tree(), b in arb_tree(), pick in 0usize..8) {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repo::init(&dir.path().join("r")).unwrap();
+            let (ta, tb) = (store(&repo, &a), store(&repo, &b));
+            let want = naive(&a, &b);
+            let got: Vec<(String, ChangeKind)> = diff_trees(&repo, Some(&ta), Some(&tb), &PathFilter::all())
+                .unwrap()
+                .into_iter()
+                .map(|c| (String::from_utf8(c.path).unwrap(), c.change))
+                .collect();
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(any_change(&repo, Some(&ta), Some(&tb), &PathFilter::all()).unwrap(), !want.is_empty());
+            // Against an empty tree, everything is added.
+            let added = diff_trees(&repo, None, Some(&tb), &PathFilter::all()).unwrap();
+            prop_assert!(added.iter().all(|c| c.change == ChangeKind::Added));
+            // A path filter keeps exactly the changes at or below the path.
+            if let Some((p, _)) = want.get(pick % want.len().max(1)) {
+                let f = PathFilter::new(&[p.as_bytes().to_vec()]).unwrap();
+                let only: Vec<String> = diff_trees(&repo, Some(&ta), Some(&tb), &f)
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| String::from_utf8(c.path).unwrap())
+                    .collect();
+                let expect: Vec<String> = want
+                    .iter()
+                    .filter(|(q, _)| is_under(q.as_bytes(), p.as_bytes()))
+                    .map(|(q, _)| q.clone())
+                    .collect();
+                prop_assert_eq!(only, expect);
+            }
+        }
+    }
+
+    #[test]
+    fn equal_subtrees_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("r")).unwrap();
+        let mut big = BTreeMap::new();
+        for i in 0..50 {
+            let mut sub = BTreeMap::new();
+            sub.insert("f".to_string(), T::File(1, 0o644));
+            big.insert(format!("d{i:02}"), T::Dir(sub, 0o755));
+        }
+        let a = store(&repo, &big);
+        if let Some(T::Dir(m, _)) = big.get_mut("d17") {
+            m.insert("f".to_string(), T::File(2, 0o644));
+        }
+        let b = store(&repo, &big);
+        let before = repo.trees_read();
+        let changes = diff_trees(&repo, Some(&a), Some(&b), &PathFilter::all()).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].path, b"d17/f");
+        assert_eq!(
+            repo.trees_read() - before,
+            4,
+            "two roots and the two d17 trees"
+        );
+    }
 
     #[test]
     fn filter_wants_and_visits() {
