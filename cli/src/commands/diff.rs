@@ -316,6 +316,14 @@ fn compare(
     } else {
         Vec::new()
     };
+    // Old binary content makes the pair binary whatever the new side is:
+    // do not pull the new side (from a board, that saves the transfer).
+    if !is_text(&old) {
+        return Ok(Some(Lines {
+            binary: true,
+            ..Lines::default()
+        }));
+    }
     let new = if has_content(n) {
         content(repo, n, &c.path, side)?
     } else {
