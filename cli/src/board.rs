@@ -192,7 +192,15 @@ pub fn backup(
         ));
     }
     let name = board_name(out, repo, &session, a.name.as_deref())?;
-    let pull = pull_options(&session, deflate_choice(a), hash);
+    // Hashing on the board pays only when the repository may already hold
+    // some of the files: not for a board's first backup into a repository
+    // that holds no files at all (the pull checks every file by the
+    // board's hash anyway).
+    let knows_nothing = repo.read_ref(RefKind::Head, &name)?.is_none()
+        && cache
+            .as_ref()
+            .is_some_and(|c| c.is_empty().unwrap_or(false));
+    let pull = pull_options(&session, deflate_choice(a), hash && !knows_nothing);
     let deflate_used = pull.deflate;
     let label = session.label().to_string();
     let session = Mutex::new(session);

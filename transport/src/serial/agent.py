@@ -150,6 +150,11 @@ def _belay_agent():
             rootv = None
         out = bytearray()
         st = [top]
+        # The files' paths, so later requests can name a file by its index
+        # (2 bytes instead of its path); kept only where RAM allows.
+        gc.collect()
+        fl = [] if gc.mem_free() > 60000 else None
+        S["l"] = None
         while st:
             d = st.pop()
             try:
@@ -184,6 +189,8 @@ def _belay_agent():
                     st.append(p)
                 elif t == 0x8000:
                     k = 1
+                    if fl is not None:
+                        fl.append(p)
                 else:
                     k = 3
                 out += pk("<BIIH", k, s[6] if k == 1 else 0, s[8] if s[8] > 0 else 0, len(p))
@@ -193,7 +200,8 @@ def _belay_agent():
                     out = bytearray()
         if out:
             tx(69, out)
-        tx(75)
+        S["l"] = fl
+        tx(75, b"i" if fl is not None else b"")
 
     def fread(fl, p):
         h = S["H"]() if S["H"] and not fl & 2 else None
@@ -271,14 +279,18 @@ def _belay_agent():
                     raise e
                 tx(75)
             elif c == 83:
-                # S: sha256 of each NUL-separated path.
-                for p in d.split(b"\x00"):
+                # S: sha256 of each NUL-separated path, or of files by index.
+                if d[0] == 35:
+                    ps = [S["l"][d[i] | d[i + 1] << 8] for i in range(1, len(d), 2)]
+                else:
+                    ps = d.split(b"\x00")
+                for p in ps:
                     try:
                         tx(83, fhash(p))
                     except Exception as e:
                         err(e)
             elif c == 82:
-                fread(d[0], d[1:])
+                fread(d[0], S["l"][d[1] | d[2] << 8] if d[0] & 4 else d[1:])
             elif c == 76:
                 walk(d)
             elif c == 79:

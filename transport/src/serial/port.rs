@@ -241,6 +241,14 @@ impl Link {
         }
     }
 
+    /// Put bytes back in front of what was received.
+    pub fn unread(&mut self, data: &[u8]) {
+        let mut v = data.to_vec();
+        v.extend_from_slice(self.pending());
+        self.buf = v;
+        self.pos = 0;
+    }
+
     /// Take (and forget) whatever was received but not consumed.
     pub fn take_pending(&mut self) -> Vec<u8> {
         let out = self.pending().to_vec();

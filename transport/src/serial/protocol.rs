@@ -47,6 +47,8 @@ pub const FR_ERROR: u8 = b'X';
 /// Read flags (first payload byte of `R`).
 pub const READ_DEFLATE: u8 = 1;
 pub const READ_NO_HASH: u8 = 2;
+/// The path is a u16 LE index into the agent's list from the last `L`.
+pub const READ_BY_INDEX: u8 = 4;
 
 const ESC: u8 = 0x1b;
 

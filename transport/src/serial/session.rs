@@ -127,6 +127,8 @@ pub struct Session {
     broken: bool,
     walk_cache: Option<Vec<BoardEntry>>,
     hash_cache: HashMap<Vec<u8>, ([u8; 32], u64)>,
+    /// Files the agent can find by index (its list from the last walk).
+    index: HashMap<Vec<u8>, u16>,
 }
 
 impl Session {
@@ -134,7 +136,19 @@ impl Session {
         let mut link = Link::open(port, baud)?;
         link.enter_raw_repl()?;
         let code = p::minify(AGENT_SOURCE);
-        let used_raw_paste = link.start_exec(code.as_bytes(), opts.raw_paste)?;
+        // First the agent deflated (less than half the bytes on the line);
+        // a board without deflate, or short of RAM for it, says so and gets
+        // the plain source.
+        let packed = bootstrap(&code);
+        let mut used_raw_paste = link.start_exec(packed.as_bytes(), opts.raw_paste)?;
+        let first = link.read_exact(1, Duration::from_secs(5), "starting the agent")?;
+        if first[0] == b'b' {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            link.read_until(b"\x04>", deadline)?;
+            used_raw_paste = link.start_exec(code.as_bytes(), opts.raw_paste && used_raw_paste)?;
+        } else {
+            link.unread(&first);
+        }
         let mut s = Session {
             link,
             info: BoardInfo::default(),
@@ -146,6 +160,7 @@ impl Session {
             broken: false,
             walk_cache: None,
             hash_cache: HashMap::new(),
+            index: HashMap::new(),
         };
         // The hello frame tells binary from text mode by its first byte.
         let first = s
@@ -372,7 +387,16 @@ impl Session {
                         return Err(self.link.garbled("listing the board's files", &f.data));
                     }
                 }
-                p::FR_OK => break,
+                p::FR_OK => {
+                    self.index.clear();
+                    let files = out.iter().filter(|e| e.kind == 1);
+                    if f.data == b"i" && files.clone().count() <= u16::MAX as usize {
+                        for (i, e) in files.enumerate() {
+                            self.index.insert(e.path.clone(), i as u16);
+                        }
+                    }
+                    break;
+                }
                 p::FR_ERROR => return Err(self.remote_error(b"/", &f.data)),
                 _ => return Err(self.link.garbled("listing the board's files", &f.data)),
             }
@@ -409,6 +433,12 @@ impl Session {
                 batch.push(todo[i]);
                 i += 1;
             }
+            if batch.iter().all(|&k| self.index.contains_key(&files[k].0)) {
+                payload = vec![b'#'];
+                for &k in &batch {
+                    payload.extend_from_slice(&self.index[&files[k].0].to_le_bytes());
+                }
+            }
             self.send(p::CMD_HASH, &payload)?;
             for &k in &batch {
                 let (path, size) = &files[k];
@@ -443,7 +473,13 @@ impl Session {
         let mut payload = vec![
             (if deflate { p::READ_DEFLATE } else { 0 }) | (if hash { 0 } else { p::READ_NO_HASH }),
         ];
-        payload.extend_from_slice(path);
+        match self.index.get(path) {
+            Some(i) => {
+                payload[0] |= p::READ_BY_INDEX;
+                payload.extend_from_slice(&i.to_le_bytes());
+            }
+            None => payload.extend_from_slice(path),
+        }
         self.send(p::CMD_READ, &payload)
     }
 
@@ -497,6 +533,7 @@ impl Session {
     fn invalidate(&mut self) {
         self.walk_cache = None;
         self.hash_cache.clear();
+        self.index.clear();
     }
 
     /// Write a whole file: to `path` + [`TEMP_SUFFIX`], verified by the
@@ -748,6 +785,18 @@ impl From<BoardError> for WriteError {
     }
 }
 
+/// The agent as a small script that inflates and runs it, or prints
+/// `belay:plain` when it cannot (no deflate or binascii, too little RAM).
+/// The window (2^13) is larger than the agent, so any back-reference the
+/// compressor makes is valid on the board.
+pub fn bootstrap(code: &str) -> String {
+    let z = miniz_oxide::deflate::compress_to_vec(code.as_bytes(), 10);
+    format!(
+        "try:\n import deflate,io,binascii\n _b=compile(deflate.DeflateIO(io.BytesIO(binascii.a2b_base64(b'{}')),deflate.RAW,13).read(),'belay','exec')\nexcept Exception:\n _b=None\nif _b:\n try:\n  exec(_b)\n finally:\n  del _b\nelse:\n del _b\n print('belay:plain')\n",
+        p::base64_encode(&z)
+    )
+}
+
 fn parse_info(data: &[u8]) -> BoardInfo {
     let mut fields = BTreeMap::new();
     for line in String::from_utf8_lossy(data).lines() {
@@ -765,4 +814,26 @@ pub fn display(path: &[u8]) -> String {
 /// For messages: a few bytes of what came instead of a frame.
 pub fn describe(data: &[u8]) -> String {
     printable(data, 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_fits_the_bootstrap_window() {
+        let code = p::minify(AGENT_SOURCE);
+        assert!(
+            code.len() < 8192,
+            "the agent must stay below 8 KiB minified"
+        );
+        let b = bootstrap(&code);
+        assert!(
+            b.len() < code.len() * 2 / 3,
+            "{} vs {}",
+            b.len(),
+            code.len()
+        );
+        assert!(!b.bytes().any(|c| c < 0x20 && c != b'\n'));
+    }
 }
