@@ -2,6 +2,8 @@
 
 use super::Ctx;
 
+use std::io::Write;
+
 use anyhow::{Result, anyhow};
 use belay_store::Repo;
 use belay_store::check::{self, ReadData};
@@ -23,6 +25,7 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
     let r = check::check(repo, read_data, &spinner);
     spinner.finish();
     let r = r?;
+    let mut out = std::io::stdout().lock();
     if ctx.json {
         print_json(&json!({
             "ok": r.ok(),
@@ -56,17 +59,17 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
             r.snapshots, r.trees, r.chunks
         ));
         for p in &r.problems {
-            println!("{}: {}", p.kind, p.message);
-            println!("  path: {}", p.path.display());
+            writeln!(out, "{}: {}", p.kind, p.message)?;
+            writeln!(out, "  path: {}", p.path.display())?;
             if !p.snapshots.is_empty() {
                 let s: Vec<String> = p.snapshots.iter().map(|s| s.short()).collect();
-                println!("  snapshots: {}", s.join(", "));
+                writeln!(out, "  snapshots: {}", s.join(", "))?;
             }
             for f in &p.files {
-                println!("  file: {f}");
+                writeln!(out, "  file: {f}")?;
             }
             if p.more_files > 0 {
-                println!("  … and {} more files", p.more_files);
+                writeln!(out, "  … and {} more files", p.more_files)?;
             }
         }
         if r.unreferenced > 0 && r.ok() {

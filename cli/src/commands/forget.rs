@@ -2,6 +2,8 @@
 
 use super::Ctx;
 
+use std::io::Write;
+
 use anyhow::{Result, anyhow};
 use belay_store::forget::{self, ForgetPlan};
 use belay_store::retention::{Policy, Within, parse_count};
@@ -64,6 +66,7 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     let plan = forget::plan(repo, &policy, a.source.as_deref(), &tz)?;
     let removed = plan.removed().count();
     let kept = plan.kept_count();
+    let mut out = std::io::stdout().lock();
     if !a.dry_run {
         forget::execute(repo, &plan)?;
     }
@@ -80,12 +83,13 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     if !ctx.quiet {
         for s in &plan.sources {
             let k = s.decisions.iter().filter(|d| d.keep).count();
-            println!(
+            writeln!(
+                out,
                 "{}: keep {k}, remove {} ({})",
                 s.source,
                 s.decisions.len() - k,
                 policy.describe()
-            );
+            )?;
             for d in &s.decisions {
                 let line = format!(
                     "  {:<6}  {}  {}  {}",
@@ -94,17 +98,19 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
                     output::time_ns(d.time_ns),
                     d.reasons.join(", ")
                 );
-                println!("{}", line.trim_end());
+                writeln!(out, "{}", line.trim_end())?;
             }
             if s.head_before != s.head_after {
                 let verb = if a.dry_run { "would move" } else { "moved" };
                 match s.head_after {
-                    Some(h) => println!(
+                    Some(h) => writeln!(
+                        out,
                         "  head {} {verb} to {} (its newest kept snapshot)",
                         s.source,
                         h.short()
-                    ),
-                    None => println!(
+                    )?,
+                    None => writeln!(
+                        out,
                         "  head {} {} (no snapshot of it is kept; its next backup starts a new history)",
                         s.source,
                         if a.dry_run {
@@ -112,7 +118,7 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
                         } else {
                             "removed"
                         }
-                    ),
+                    )?,
                 }
             }
         }

@@ -79,7 +79,9 @@ impl Ctx {
 
     pub(crate) fn info(&self, msg: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            println!("{}", msg.as_ref());
+            // A closed stdout (`belay gc | head -1`) is not worth a panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{}", msg.as_ref());
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use super::Ctx;
 
+use std::io::Write;
+
 use anyhow::Result;
 use belay_store::{Repo, rev, stats};
 use serde_json::json;
@@ -14,6 +16,7 @@ pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
     let st = stats::stats(repo, only, &spinner);
     spinner.finish();
     let st = st?;
+    let mut out = std::io::stdout().lock();
     let growth: Vec<_> = st
         .growth
         .iter()
@@ -45,47 +48,55 @@ pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
         }));
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "Snapshots:       {} of {} sources",
         st.snapshots, st.sources
-    );
-    println!("Files:           {} (summed over snapshots)", st.files);
-    println!(
+    )?;
+    writeln!(out, "Files:           {} (summed over snapshots)", st.files)?;
+    writeln!(
+        out,
         "Raw bytes:       {}  (what restoring every snapshot would write)",
         size(st.raw_bytes)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "Unique bytes:    {}  in {} chunks, {} trees",
         size(st.unique_bytes),
         st.chunks,
         st.trees
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "Stored bytes:    {}  ({} allocated on disk)",
         size(st.stored_bytes),
         size(st.allocated_bytes)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "Dedup ratio:     {:.2}x   compression ratio: {:.2}x",
         st.dedup_ratio(),
         st.compression_ratio()
-    );
+    )?;
     if let Some(x) = st.exclusive_bytes {
-        println!(
+        writeln!(
+            out,
             "Only here:       {}  (freed by forgetting it, then gc)",
             size(x)
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "Repository:      {} objects, {} (including unreferenced ones gc has yet to remove)",
         st.repo_objects,
         size(st.repo_bytes)
-    );
+    )?;
     if only.is_none() && !st.growth.is_empty() {
-        println!();
-        println!("Growth per snapshot (oldest first):");
+        writeln!(out)?;
+        writeln!(out, "Growth per snapshot (oldest first):")?;
         for g in &st.growth {
-            println!(
+            writeln!(
+                out,
                 "  {}  {}  {:<20} {:>10} in {:>6} files   +{} in {} objects",
                 g.id.short(),
                 output::time_ns(g.time_ns),
@@ -94,7 +105,7 @@ pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
                 g.files,
                 size(g.new_bytes),
                 g.new_objects
-            );
+            )?;
         }
     }
     Ok(())
