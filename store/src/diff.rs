@@ -72,6 +72,9 @@ pub struct Change {
     pub change: ChangeKind,
     pub old: Option<TreeEntry>,
     pub new: Option<TreeEntry>,
+    /// False when the new side is a live file that was not hashed (added,
+    /// or its size changed, so no hash was needed): its `sha256` is zeros.
+    pub new_sha256_known: bool,
 }
 
 impl Change {
@@ -199,6 +202,7 @@ impl Walker<'_> {
                 change,
                 old: old.cloned(),
                 new: new.cloned(),
+                new_sha256_known: true,
             });
         }
     }
@@ -354,9 +358,10 @@ pub struct LiveDiff {
 /// Compare the snapshot tree `old` with what `source` holds now. Nothing is
 /// written. A file whose size and modification time match the snapshot is
 /// taken as unchanged without reading it (when the source's times can be
-/// trusted, as for folders); every other file of the same path is compared
-/// by SHA-256: computed by the source where it can (a board hashes its own
-/// files, so nothing is transferred), else by reading the file.
+/// trusted, as for folders); every other file of the same path and size is
+/// compared by SHA-256: computed by the source where it can (a board hashes
+/// its own files, so nothing is transferred), else by reading the file.
+/// Added files and files whose size changed are not hashed.
 pub fn diff_source(
     repo: &Repo,
     old: &ObjectId,
@@ -408,7 +413,12 @@ pub fn diff_source(
             report.files_unchanged_by_mtime += 1;
             continue;
         }
-        unsure.push(e);
+        // Only a file of the same path and size needs its content compared:
+        // an added file, or one whose size changed, differs anyway.
+        if matches!(snap.get(&e.path), Some(TreeEntry { node: Node::File { size, .. }, .. }) if *size == e.size)
+        {
+            unsure.push(e);
+        }
     }
     if !unsure.is_empty() {
         let paths: Vec<&[u8]> = unsure.iter().map(|e| e.path.as_slice()).collect();
@@ -486,6 +496,8 @@ pub fn diff_source(
             change,
             old: o.cloned(),
             new: n.cloned(),
+            new_sha256_known: !matches!(n.map(|n| &n.node), Some(Node::File { .. }))
+                || known.contains_key(p),
         });
     }
     report.warnings = warnings;

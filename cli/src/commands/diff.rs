@@ -432,6 +432,7 @@ fn change_json(c: &Change) -> Value {
     };
     let (ot, os, oh, om, ol) = side(&c.old);
     let (nt, ns, nh, nm, nl) = side(&c.new);
+    let nh = nh.filter(|_| c.new_sha256_known);
     let mut v = json!({
         "path": bpath::display(&c.path),
         "change": c.change.name(),
