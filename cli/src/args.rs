@@ -47,12 +47,12 @@ pub enum Command {
 
     /// Show snapshot history, newest first
     #[command(
-        after_help = "Examples:\n  belay log                 # every snapshot of every source\n  belay log my-board -n 5   # the last 5 snapshots of one source\n  belay log --oneline"
+        after_help = "Examples:\n  belay log                 # every snapshot of every source\n  belay log my-board -n 5   # the last 5 snapshots of one source\n  belay log --oneline\n  belay log --source my-board --since '2 weeks ago'\n  belay log -- config.json      # only snapshots in which config.json changed\n  belay log 'my-board@{2026-03-01}' -n 1"
     )]
     Log(LogArgs),
 
     /// Show one snapshot in detail
-    #[command(after_help = "Example:\n  belay show my-board~1")]
+    #[command(after_help = "Examples:\n  belay show my-board~1\n  belay show 'my-board@{2026-03-01}'")]
     Show {
         /// Snapshot: id, id prefix, tag, source name, NAME~N
         rev: String,
@@ -118,7 +118,7 @@ pub enum Command {
 
     /// Show what changed between two snapshots, or between a snapshot and a folder or board now
     #[command(
-        after_help = "Examples:\n  belay diff my-board                    # the latest snapshot against its parent\n  belay diff my-board~3 my-board --stat\n  belay diff shipped my-board -p -- main.py lib\n  belay diff my-board dir:./my-board     # the folder now, no snapshot written\n  belay diff pico-7 serial:/dev/ttyACM0  # the board now, compared by its own hashes\n  belay diff 'pico-7@{2026-03-01}' pico-7 --name-only"
+        after_help = "Examples:\n  belay diff my-board                    # the latest snapshot against its parent\n  belay diff my-board~3 my-board --stat\n  belay diff shipped my-board -p -- main.py lib\n  belay diff my-board dir:./my-board     # the folder now, no snapshot written\n  belay diff pico-7 serial:/dev/ttyACM0  # the board now, compared by its own hashes\n  belay diff serial:/dev/ttyACM0         # the board now, against its latest snapshot\n  belay diff 'pico-7@{2026-03-01}' pico-7 --name-only"
     )]
     Diff(DiffArgs),
 
