@@ -52,7 +52,9 @@ pub enum Command {
     Log(LogArgs),
 
     /// Show one snapshot in detail
-    #[command(after_help = "Examples:\n  belay show my-board~1\n  belay show 'my-board@{2026-03-01}'")]
+    #[command(
+        after_help = "Examples:\n  belay show my-board~1\n  belay show 'my-board@{2026-03-01}'"
+    )]
     Show {
         /// Snapshot: id, id prefix, tag, source name, NAME~N
         rev: String,
