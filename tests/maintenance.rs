@@ -873,6 +873,94 @@ fn a_cache_filled_before_a_gc_is_not_trusted_blindly() {
     check_clean(&repo_path, true);
 }
 
+#[test]
+fn gc_keeps_what_heads_and_tags_name_and_survives_a_torn_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = init(tmp.path());
+    let src = tmp.path().join("s");
+    write_file(&src.join("a.bin"), &noise(20_000, 1), 1);
+    let first = backup(&repo, &src, "s");
+    write_file(&src.join("a.bin"), &noise(20_000, 2), 2);
+    let second = backup(&repo, &src, "s");
+    write_file(&src.join("a.bin"), &noise(20_000, 3), 3);
+    backup(&repo, &src, "s");
+    // No marker for the first two, but a tag names the first and (as after
+    // a crash or a hand edit) the head names the second: both stay whole.
+    tag(&repo, "keep", &first);
+    fs::remove_file(repo.join("snapshots").join(&first)).unwrap();
+    fs::remove_file(repo.join("snapshots").join(&second)).unwrap();
+    fs::write(repo.join("refs/heads/s"), format!("{second}\n")).unwrap();
+    // A list torn by a crash is ignored (and its objects condemned afresh).
+    fs::create_dir_all(repo.join("gc/condemned")).unwrap();
+    fs::write(
+        repo.join("gc/condemned/00000000000000000007.list"),
+        b"belay-condemned 1\nxx",
+    )
+    .unwrap();
+    let g = belay_json(&repo, &["gc", "--now"]);
+    assert_eq!(g["deleted_objects"], 0, "{g}");
+    assert_eq!(g["roots"], 3);
+    check_clean(&repo, true);
+    for id in [&first, &second] {
+        let to = tmp.path().join(format!("r-{id}"));
+        belay(&repo)
+            .args(["restore", id, "--to"])
+            .arg(&to)
+            .assert()
+            .success();
+    }
+    assert!(!repo.join("gc/condemned/00000000000000000007.list").exists());
+}
+
+#[test]
+fn check_finds_a_file_whose_chunks_do_not_add_up_to_its_size() {
+    use belay_store::object::ObjectKind;
+    use belay_store::repo::RefKind;
+    use belay_store::snapshot::{Snapshot, Summary};
+    use belay_store::tree::{Node, Tree, TreeEntry};
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_path = init(tmp.path());
+    let repo = belay_store::Repo::open(&repo_path).unwrap();
+    let (chunk, _) = repo.write_object(ObjectKind::Chunk, b"hello\n").unwrap();
+    let tree = Tree {
+        entries: vec![TreeEntry {
+            name: b"liar.txt".to_vec(),
+            mode: 0o644,
+            mtime_ns: None,
+            node: Node::File {
+                size: 99,
+                sha256: [0; 32],
+                chunks: vec![chunk],
+            },
+        }],
+    };
+    let (tid, _) = repo.write_tree(&tree).unwrap();
+    let snap = Snapshot {
+        tree: tid,
+        parents: vec![],
+        time_ns: 1,
+        source: "x".into(),
+        location: "dir:/x".into(),
+        host: "h".into(),
+        user: "u".into(),
+        message: String::new(),
+        meta: vec![],
+        device: vec![],
+        chunker: repo.chunker(),
+        summary: Summary::default(),
+    };
+    let (sid, _) = repo.commit_snapshot(&snap).unwrap();
+    repo.write_ref(RefKind::Head, "x", &sid).unwrap();
+    let (code, human, v) = check_output(&repo_path, &[]);
+    assert_eq!(code, 3, "{human}");
+    assert_eq!(v["problems"][0]["kind"], "size-mismatch");
+    assert!(human.contains("liar.txt"), "{human}");
+    assert!(
+        human.contains(&format!("x@{}:liar.txt", &sid.to_hex()[..12])),
+        "{human}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Crash safety: kill -9 at seeded random moments.
 

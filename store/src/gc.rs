@@ -113,7 +113,12 @@ fn condemned_dir(repo: &Repo) -> PathBuf {
     repo.root().join("gc").join("condemned")
 }
 
-fn load_lists(repo: &Repo, now: SystemTime, grace: Duration) -> Result<Vec<CondemnedList>> {
+fn load_lists(
+    repo: &Repo,
+    now: SystemTime,
+    grace: Duration,
+    dry_run: bool,
+) -> Result<Vec<CondemnedList>> {
     let dir = condemned_dir(repo);
     let mut out = Vec::new();
     let entries = match fs::read_dir(&dir) {
@@ -136,7 +141,9 @@ fn load_lists(repo: &Repo, now: SystemTime, grace: Duration) -> Result<Vec<Conde
         if !bytes.starts_with(LIST_MAGIC) || !(bytes.len() - LIST_MAGIC.len()).is_multiple_of(32) {
             // A torn list (crash while writing): its objects are condemned
             // again by this run, with a fresh grace period.
-            let _ = fs::remove_file(&path);
+            if !dry_run {
+                let _ = fs::remove_file(&path);
+            }
             continue;
         }
         let mut ids: Vec<ObjectId> = bytes[LIST_MAGIC.len()..]
@@ -306,7 +313,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     } else {
         session::share_now(&gc_dir)?
     };
-    let mut lists = load_lists(repo, now, opts.grace)?;
+    let mut lists = load_lists(repo, now, opts.grace, opts.dry_run)?;
     let want_delete = opts.now || lists.iter().any(|l| l.expired);
 
     // The order matters (docs/format.md §10): announce the deletion, bump the
