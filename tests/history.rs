@@ -320,6 +320,33 @@ fn diff_reports_every_change_kind_like_a_comparison_of_the_restored_folders() {
             .is_empty()
     );
 
+    // Unchanged files are recognised by size and time, not read; a
+    // same-size edit is read and found.
+    let out = env
+        .cmd(&["-v", "diff", "proj", &format!("dir:{}", b.display())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0 read here"), "{err}");
+    write(&b, "same.txt", b"UNCHANGED\n");
+    let out = env
+        .cmd(&[
+            "-v",
+            "--json",
+            "diff",
+            "proj",
+            &format!("dir:{}", b.display()),
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        diff_rows(&v),
+        vec![("same.txt".into(), "modified".into(), Some(10), Some(10))]
+    );
+    assert!(v[0]["new_sha256"].is_string());
+    write(&b, "same.txt", b"unchanged\n");
+
     // Path limits.
     let only = diff_rows(&env.json(&["diff", &s1, &s2, "--", "lib", "gone/two"]));
     let want: Vec<_> = expected
