@@ -357,6 +357,38 @@ fn diff_reports_every_change_kind_like_a_comparison_of_the_restored_folders() {
     assert_eq!(only, want);
     assert_eq!(only.iter().filter(|r| r.0.starts_with("lib/")).count(), 1);
 
+    // REV:PATH on both sides: two directories, paths relative to them.
+    let sub = diff_rows(&env.json(&["diff", &format!("{s1}:lib"), &format!("{s2}:lib")]));
+    assert_eq!(
+        sub,
+        vec![(
+            "deep/a/b/c/d/leaf.txt".to_string(),
+            "modified".to_string(),
+            Some(9),
+            Some(17)
+        )]
+    );
+    let one = diff_rows(&env.json(&["diff", &format!("{s1}:main.py"), "proj"]));
+    assert_eq!(
+        one,
+        vec![(
+            "main.py".to_string(),
+            "modified".to_string(),
+            Some(23),
+            Some(37)
+        )]
+    );
+    assert!(
+        env.json(&["diff", "proj:same.txt", &format!("{s1}:same.txt")])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        env.fails(&["diff", "proj:main.py", "proj:lib"])
+            .contains("two directories or two files")
+    );
+
     // Human forms.
     let names = env.stdout(&["diff", &s1, &s2, "--name-only"]);
     assert!(names.lines().any(|l| l == "lib/deep/a/b/c/d/leaf.txt"));

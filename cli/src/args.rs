@@ -200,9 +200,9 @@ pub struct LogArgs {
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
-    /// The old side: a snapshot (id, prefix, tag, source, NAME~N, NAME@{DATE})
+    /// The old side: a snapshot (id, prefix, tag, source, NAME~N, NAME@{DATE}), optionally REV:PATH
     pub from: String,
-    /// The new side: a snapshot, or a live source (dir:PATH, serial:PORT); default: FROM against its parent
+    /// The new side: a snapshot (or REV:PATH), or a live source (dir:PATH, serial:PORT); default: FROM against its parent
     pub to: Option<String>,
     /// Show unified text diffs ("Binary files … differ" for binary content)
     #[arg(short = 'p', long = "patch", visible_short_alias = 'u')]

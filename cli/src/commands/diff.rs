@@ -15,7 +15,7 @@ use belay_store::repo::RefKind;
 use belay_store::restore::ContentReader;
 use belay_store::source::Source;
 use belay_store::tree::{Node, TreeEntry};
-use belay_store::{ObjectId, Repo, rev};
+use belay_store::{ObjectId, Repo, rev, walk};
 use belay_transport::Location;
 use belay_transport::dir::DirSource;
 use belay_transport::serial::{BoardSource, ConnectOptions, PullOptions, Session};
@@ -56,6 +56,15 @@ pub(crate) fn diff(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<()> {
         let loc = Location::parse(&a.from).map_err(|e| anyhow!("{e}"))?;
         return live(ctx, repo, &a, None, loc, &filter);
     }
+    if a.from.starts_with("dir:") || a.from.starts_with("serial:") {
+        bail!(
+            "a folder or board goes second: `belay diff REV {}` (or alone, against its latest snapshot)",
+            a.from
+        );
+    }
+    if rev::split_path(&a.from).1.is_some() {
+        return diff_paths(ctx, repo, &a, &filter);
+    }
     let from_id = rev::resolve(repo, &a.from)?;
     let from = repo.read_snapshot(&from_id)?;
     let Some(to) = &a.to else {
@@ -78,6 +87,9 @@ pub(crate) fn diff(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<()> {
     if let Some(loc) = live_location(repo, to) {
         return live(ctx, repo, &a, Some(from_id), loc, &filter);
     }
+    if rev::split_path(to).1.is_some() {
+        return diff_paths(ctx, repo, &a, &filter);
+    }
     let to_id = rev::resolve(repo, to)?;
     let to_snap = repo.read_snapshot(&to_id)?;
     let changes = diff::diff_trees(repo, Some(&from.tree), Some(&to_snap.tree), &filter)?;
@@ -95,6 +107,63 @@ pub(crate) fn diff(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<()> {
         eprintln!("firmware changed: {o} -> {n}");
     }
     render(ctx, repo, &a, &changes, NewSide::Repo)
+}
+
+/// `belay diff A:PATH B:PATH`: two directories (their contents, with
+/// paths relative to them) or two files of any snapshots. A side without
+/// `:PATH` stands for the same path as the other side.
+fn diff_paths(ctx: &Ctx, repo: &Repo, a: &DiffArgs, filter: &PathFilter) -> Result<()> {
+    let Some(to) = &a.to else {
+        bail!(
+            "`belay diff REV:PATH` needs a second side, e.g. `belay diff {} OTHER:PATH`",
+            a.from
+        );
+    };
+    let (fr, fp) = rev::split_path(&a.from);
+    let (tr, tp) = rev::split_path(to);
+    let fp = fp.or(tp).map(bpath::parse_user_path).unwrap_or_default();
+    let tp = tp.map(bpath::parse_user_path).unwrap_or_else(|| fp.clone());
+    let side = |r: &str, p: &[u8]| -> Result<TreeEntry> {
+        let id = rev::resolve(repo, r)?;
+        let snap = repo.read_snapshot(&id)?;
+        walk::lookup(repo, &snap.tree, p)?.ok_or_else(|| {
+            anyhow!(
+                "{}: no such path in snapshot {}",
+                bpath::display(p),
+                id.short()
+            )
+        })
+    };
+    let (old, new) = (side(fr, &fp)?, side(tr, &tp)?);
+    let changes = match (&old.node, &new.node) {
+        (Node::Dir { tree: t1 }, Node::Dir { tree: t2 }) => {
+            diff::diff_trees(repo, Some(t1), Some(t2), filter)?
+        }
+        (Node::Dir { .. }, _) | (_, Node::Dir { .. }) => bail!(
+            "{} is a {} and {} a {}: compare two directories or two files",
+            bpath::display(&fp),
+            old.node.kind_name(),
+            bpath::display(&tp),
+            new.node.kind_name()
+        ),
+        _ => {
+            let mut c = Change {
+                path: tp.clone(),
+                change: ChangeKind::Modified,
+                old: Some(old.clone()),
+                new: Some(new.clone()),
+                new_sha256_known: true,
+            };
+            if std::mem::discriminant(&old.node) != std::mem::discriminant(&new.node) {
+                c.change = ChangeKind::TypeChanged;
+            }
+            let same = c.change == ChangeKind::Modified
+                && !c.content_changed()
+                && (old.mode == new.mode || old.mode == 0 || new.mode == 0);
+            if same { Vec::new() } else { vec![c] }
+        }
+    };
+    render(ctx, repo, a, &changes, NewSide::Repo)
 }
 
 trait DeviceValue {
