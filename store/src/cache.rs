@@ -32,6 +32,9 @@ pub struct Cache {
     path: PathBuf,
     /// File contents recorded but not yet written (see [`Cache::flush`]).
     pub(crate) pending_files: Mutex<Vec<(Sha256, u64, Vec<ObjectId>)>>,
+    /// Whether the `objects` table has any row: 0 unknown, 1 empty, 2 not
+    /// empty (an empty table answers every lookup without a query).
+    pub(crate) objects_state: std::sync::atomic::AtomicU8,
 }
 
 /// The cache directory root (without the repository id), from the
@@ -85,6 +88,8 @@ impl Cache {
         }
         conn.execute_batch(crate::cache_state::CLEAR_ALL)
             .map_err(|e| self.err(e))?;
+        self.objects_state
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.pending_files.lock().unwrap().clear();
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES('generation', ?1)",
@@ -152,6 +157,7 @@ impl Cache {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             pending_files: Mutex::new(Vec::new()),
+            objects_state: std::sync::atomic::AtomicU8::new(0),
         })
     }
 

@@ -121,7 +121,25 @@ impl Cache {
 
     /// Is `id` known to be a complete, durable object of the repository?
     pub fn knows_object(&self, id: &ObjectId) -> bool {
+        use std::sync::atomic::Ordering;
         let conn = self.conn.lock().unwrap();
+        match self.objects_state.load(Ordering::Relaxed) {
+            1 => return false,
+            2 => {}
+            _ => {
+                let any = conn
+                    .query_row("SELECT 1 FROM objects LIMIT 1", [], |_| Ok(()))
+                    .optional()
+                    .ok()
+                    .flatten()
+                    .is_some();
+                self.objects_state
+                    .store(if any { 2 } else { 1 }, Ordering::Relaxed);
+                if !any {
+                    return false;
+                }
+            }
+        }
         let Ok(mut st) = conn.prepare_cached("SELECT 1 FROM objects WHERE id=?1") else {
             return false;
         };
@@ -152,6 +170,8 @@ impl Cache {
         objects: &[ObjectId],
     ) -> Result<()> {
         self.flush()?;
+        self.objects_state
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         let state = encode_state(files);
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction().map_err(|e| self.err(e))?;

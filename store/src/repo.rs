@@ -69,6 +69,10 @@ pub struct Repo {
     config: Config,
     /// Object files created but not yet made durable (see [`Repo::flush`]).
     unsynced: Mutex<Vec<PathBuf>>,
+    /// Leaf directories `objects/ab/cd` known to exist (by their two id
+    /// bytes), so writing an object neither fails on a missing directory
+    /// nor probes for an object in a directory this handle just created.
+    leaf_dirs: Mutex<std::collections::HashSet<[u8; 2]>>,
     trees_read: AtomicU64,
 }
 
@@ -181,6 +185,7 @@ impl Repo {
             root: root.to_path_buf(),
             config,
             unsynced: Mutex::new(Vec::new()),
+            leaf_dirs: Mutex::new(std::collections::HashSet::new()),
             trees_read: AtomicU64::new(0),
         })
     }
@@ -249,7 +254,10 @@ impl Repo {
         raw: &[u8],
     ) -> Result<WriteOutcome> {
         let path = self.object_path(&id);
-        if self.object_is_complete(&path) {
+        // A leaf directory this call creates cannot hold the object yet;
+        // otherwise probe (a concurrent writer is handled by the no-clobber
+        // publish below either way).
+        if !self.ensure_leaf_dir(&id, &path)? && self.object_is_complete(&path) {
             return Ok(WriteOutcome::default());
         }
         let bytes = object::encode_object(kind, raw, self.config.compression.level);
@@ -273,6 +281,35 @@ impl Repo {
                 })
             }
         }
+    }
+
+    /// Make sure `path`'s directory exists; true when this call created it.
+    fn ensure_leaf_dir(&self, id: &ObjectId, path: &Path) -> Result<bool> {
+        let key = [id.0[0], id.0[1]];
+        if self.leaf_dirs.lock().unwrap().contains(&key) {
+            return Ok(false);
+        }
+        let dir = path.parent().expect("object path has a parent");
+        let created = match fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let top = dir.parent().expect("leaf directory has a parent");
+                match fs::create_dir(top) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(top, e)),
+                }
+                match fs::create_dir(dir) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(Error::io(dir, e)),
+                }
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        self.leaf_dirs.lock().unwrap().insert(key);
+        Ok(created)
     }
 
     /// Make every object written through this handle durable: one `syncfs`
