@@ -986,6 +986,41 @@ fn diff_against_the_test_board_compares_by_the_boards_hashes() {
     );
     assert_eq!(ids(&env.json(&["log"])), before, "no snapshot written");
     drop(board);
+
+    // A board without hashlib: same-size files are pulled and hashed here,
+    // with the same result.
+    let board = TestBoard::start(
+        &img2,
+        &BoardOptions {
+            hashlib: false,
+            ..opts.clone()
+        },
+    );
+    let port = format!("serial:{}", board.path.display());
+    let out = env
+        .cmd(&["-v", "--json", "diff", &snap, &port])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let again: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().into(),
+                c["change"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(again, want);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no hashlib"));
+    drop(board);
 }
 
 #[test]
