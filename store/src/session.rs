@@ -205,6 +205,23 @@ pub(crate) fn deleting_path(repo: &Repo) -> PathBuf {
     repo.root().join("gc").join("deleting")
 }
 
+/// Set `path`'s times to "now" as the file system sees it (`UTIME_NOW`:
+/// an NFS server uses its own clock), not to this host's clock, which may
+/// be wrong: staleness is judged by the share's clock.
+fn touch(path: &Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(f) = File::options().write(true).open(path) {
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        };
+        let times = [now, now];
+        // SAFETY: the descriptor is open for the call; `times` is two valid
+        // timespecs.
+        unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) };
+    }
+}
+
 /// A file that exists while its owner runs, refreshed by a heartbeat
 /// thread, removed on drop.
 struct Heartbeat {
@@ -238,9 +255,7 @@ impl Heartbeat {
         let p = path.clone();
         let thread = thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HEARTBEAT) {
-                if let Ok(f) = File::options().write(true).open(&p) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
+                touch(&p);
             }
         });
         Ok(Ok(Heartbeat {
@@ -520,5 +535,56 @@ pub fn pause_point(point: &str) {
     let go = dir.join(format!("{point}.go"));
     while !go.exists() {
         thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_moves_mtime_to_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        fs::write(&p, b"").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let now = share_now(dir.path()).unwrap();
+        assert!(age(&p, now).unwrap() > Duration::from_secs(7000));
+        touch(&p);
+        assert!(age(&p, now).unwrap() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn owner_from_a_session_name() {
+        let o = owner_from_name("lab-pc_local-4242-0123456789ab.json").unwrap();
+        assert_eq!(o.host, "lab-pc_local");
+        assert_eq!(o.pid, 4242);
+        assert!(owner_from_name("garbage.json").is_none());
+        assert!(owner_from_name("a-b-c").is_none());
+        // This host, a pid that does not run: stale; our own pid: live.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        fs::write(&p, b"").unwrap();
+        let now = SystemTime::now();
+        let me = Owner::new("backup", "");
+        assert!(!is_stale(&p, Some(&me), now));
+        let dead = Owner {
+            pid: i32::MAX as u32 - 1,
+            ..me.clone()
+        };
+        assert!(is_stale(&p, Some(&dead), now));
+        // Another host: judged by the age of the heartbeat.
+        let other = Owner {
+            host: "elsewhere".into(),
+            ..me
+        };
+        assert!(!is_stale(&p, Some(&other), now));
+        assert!(is_stale(&p, Some(&other), now + STALE_AFTER * 2));
     }
 }
