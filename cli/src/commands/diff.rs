@@ -193,6 +193,22 @@ fn latest_for_board(repo: &Repo, uid: &str) -> Result<Option<ObjectId>> {
     Ok(best.map(|b| b.1))
 }
 
+/// A spinner on stderr while a live source is walked and hashed (only on a
+/// terminal, never with -q or --json).
+fn spinner(ctx: &Ctx, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::hidden();
+    if !ctx.quiet && !ctx.json && std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .expect("valid template"),
+        );
+        bar.set_message(format!("comparing with {what}…"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+    bar
+}
+
 fn report_live(ctx: &Ctx, what: &str, d: &LiveDiff) {
     if ctx.quiet || ctx.json {
         return;
@@ -237,7 +253,10 @@ fn live(
                 }
             };
             let snap = repo.read_snapshot(&from)?;
-            let d = diff::diff_source(repo, &snap.tree, &source, filter)?;
+            let bar = spinner(ctx, &source.location());
+            let d = diff::diff_source(repo, &snap.tree, &source, filter);
+            bar.finish_and_clear();
+            let d = d?;
             report_live(ctx, &source.location(), &d);
             render(ctx, repo, a, &d.changes, NewSide::Live(&source))
         }
@@ -277,7 +296,10 @@ fn live(
             let session = Mutex::new(session);
             let result = (|| -> Result<()> {
                 let source = BoardSource::new(&session, pull).with_excludes(&a.excludes)?;
-                let d = diff::diff_source(repo, &snap.tree, &source, filter)?;
+                let bar = spinner(ctx, &label);
+                let d = diff::diff_source(repo, &snap.tree, &source, filter);
+                bar.finish_and_clear();
+                let d = d?;
                 report_live(ctx, &label, &d);
                 render(ctx, repo, a, &d.changes, NewSide::Live(&source))
             })();
