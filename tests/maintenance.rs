@@ -961,6 +961,48 @@ fn check_finds_a_file_whose_chunks_do_not_add_up_to_its_size() {
     );
 }
 
+#[test]
+fn gc_frees_a_full_disk() {
+    // A backup that failed for lack of space leaves its chunks behind; gc
+    // (which needs no more than one free block) reclaims them.
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let repo = mnt.join("repo");
+    belay(&repo).arg("init").assert().success();
+    let src = t.path().join("src");
+    write_file(&src.join("small.txt"), b"fits\n", 1);
+    write_file(&src.join("big.bin"), &noise(2 << 20, 11), 1);
+    belay(&repo)
+        .args(["backup", src.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("No space left on device"));
+    let g = belay_json(&repo, &["gc", "--now"]);
+    assert!(g["deleted_bytes"].as_u64().unwrap() > 400_000, "{g}");
+    fs::remove_file(src.join("big.bin")).unwrap();
+    backup(&repo, &src, "src");
+    check_clean(&repo, true);
+    let lock = repo.join("locks/gc.json");
+    assert!(!lock.exists(), "the lock is released");
+}
+
 // ---------------------------------------------------------------------------
 // Crash safety: kill -9 at seeded random moments.
 

@@ -302,7 +302,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let _lock = if opts.dry_run {
+    let lock = if opts.dry_run {
         None
     } else {
         Some(GcLock::acquire(repo)?)
@@ -326,8 +326,14 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     report.generation = session::generation(repo)?;
     if !opts.dry_run {
         report.generation += 1;
-        let path = gc_dir.join("generation");
-        atomic::publish_replace(&path, format!("{}\n", report.generation).as_bytes()).at(&path)?;
+        session::write_generation(repo, report.generation, &|| {
+            if let Some(l) = &lock {
+                l.shed();
+            }
+            if let Some(d) = &deleting {
+                d.shed();
+            }
+        })?;
     }
     session::pause_point("gc-generation-bumped");
     let mut active = Vec::new();

@@ -17,7 +17,7 @@
 //! `<dir>/<name>.reached` and waits until `<dir>/<name>.go` exists.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -107,7 +107,6 @@ pub fn share_now(dir: &Path) -> Result<SystemTime> {
         .prefix(&format!("{TEMP_PREFIX}clock-"))
         .tempfile_in(dir)
         .at(dir)?;
-    tmp.as_file().write_all(b"clock\n").at(tmp.path())?;
     let t = tmp
         .as_file()
         .metadata()
@@ -201,6 +200,39 @@ pub fn generation(repo: &Repo) -> Result<u64> {
     }
 }
 
+/// Write the gc generation. On a full disk (gc must run exactly then) an
+/// existing file is overwritten in place, which needs no new block.
+pub(crate) fn write_generation(repo: &Repo, generation: u64, on_full: &dyn Fn()) -> Result<()> {
+    let path = repo.root().join("gc").join("generation");
+    let text = format!("{generation}\n");
+    let first = atomic::publish_replace(&path, text.as_bytes());
+    let result = match first {
+        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+            // Free the blocks of our own lock files, then try again.
+            on_full();
+            atomic::publish_replace(&path, text.as_bytes())
+        }
+        r => r,
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::StorageFull && path.exists() => {
+            use std::io::Write;
+            let mut f = File::options().write(true).open(&path).at(&path)?;
+            f.write_all(text.as_bytes()).at(&path)?;
+            f.set_len(text.len() as u64).at(&path)?;
+            f.sync_all().at(&path)
+        }
+        Err(e) if e.kind() == io::ErrorKind::StorageFull => Err(Error::io(
+            &path,
+            io::Error::new(
+                e.kind(),
+                "the disk is full: free a few kilobytes (e.g. abandoned .tmp- files) and run gc again",
+            ),
+        )),
+        r => r.at(&path),
+    }
+}
+
 pub(crate) fn deleting_path(repo: &Repo) -> PathBuf {
     repo.root().join("gc").join("deleting")
 }
@@ -231,9 +263,11 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Create `path` holding `owner` as JSON, or empty (`owner` None: the
-    /// name says who owns it, and an empty file needs no data block, so a
-    /// backup still starts on a full disk).
+    /// Create `path` holding `owner` as JSON, or empty (`owner` None: a
+    /// session's name says who owns it). An empty file needs no data block,
+    /// so a backup still starts on a full disk; a lock falls back to empty
+    /// there too (gc must run exactly then), and readers judge an empty lock
+    /// by its heartbeat alone.
     fn create(path: PathBuf, owner: Option<&Owner>) -> Result<std::result::Result<Heartbeat, ()>> {
         let text = match owner {
             Some(o) => {
@@ -246,7 +280,13 @@ impl Heartbeat {
         if let Some(d) = path.parent() {
             fs::create_dir_all(d).at(d)?;
         }
-        match atomic::publish_new(&path, &text, true).at(&path)? {
+        let published = match atomic::publish_new(&path, &text, true) {
+            Err(e) if e.kind() == io::ErrorKind::StorageFull && !text.is_empty() => {
+                atomic::publish_new(&path, b"", true)
+            }
+            r => r,
+        };
+        match published.at(&path)? {
             atomic::Published::Created => {}
             atomic::Published::AlreadyExisted => return Ok(Err(())),
         }
@@ -263,6 +303,16 @@ impl Heartbeat {
             stop: Some(tx),
             thread: Some(thread),
         }))
+    }
+}
+
+impl Heartbeat {
+    /// Empty the file, freeing its data block (on a full disk, for gc's
+    /// own bookkeeping).
+    fn shed(&self) {
+        if let Ok(f) = File::options().write(true).open(&self.path) {
+            let _ = f.set_len(0);
+        }
     }
 }
 
@@ -437,7 +487,7 @@ fn wait_while_deleting(repo: &Repo) -> Result<bool> {
 
 /// The gc lock, `locks/gc.json`.
 pub struct GcLock {
-    _file: Heartbeat,
+    file: Heartbeat,
 }
 
 impl GcLock {
@@ -447,7 +497,7 @@ impl GcLock {
         let owner = Owner::new("gc", "");
         for _ in 0..3 {
             if let Ok(h) = Heartbeat::create(path.clone(), Some(&owner))? {
-                return Ok(GcLock { _file: h });
+                return Ok(GcLock { file: h });
             }
             let other = read_owner(&path);
             let now = share_now(&repo.root().join("locks"))?;
@@ -468,26 +518,34 @@ impl GcLock {
             path.display()
         )))
     }
+
+    /// Give the lock's data block back (full disk; see [`Heartbeat::shed`]).
+    pub fn shed(&self) {
+        self.file.shed();
+    }
 }
 
 /// `gc/deleting` while a gc deletes objects.
 pub(crate) struct DeletingMark {
-    _file: Heartbeat,
+    file: Heartbeat,
 }
 
 impl DeletingMark {
     pub(crate) fn create(repo: &Repo) -> Result<DeletingMark> {
         let path = deleting_path(repo);
-        let owner = Owner::new("gc", "");
         // We hold the gc lock, so an existing file is a dead gc's.
         let _ = fs::remove_file(&path);
-        match Heartbeat::create(path.clone(), Some(&owner))? {
-            Ok(h) => Ok(DeletingMark { _file: h }),
+        match Heartbeat::create(path.clone(), Some(&Owner::new("gc", "")))? {
+            Ok(h) => Ok(DeletingMark { file: h }),
             Err(()) => Err(Error::Unsafe(format!(
                 "{} appeared while holding the gc lock",
                 path.display()
             ))),
         }
+    }
+
+    pub(crate) fn shed(&self) {
+        self.file.shed();
     }
 }
 
