@@ -282,7 +282,7 @@ impl Link {
         for attempt in 0..5 {
             self.write_all(b"\r\x03")?;
             let (got, quiet) = self.drain(
-                Duration::from_millis(if attempt == 0 { 60 } else { 150 }),
+                Duration::from_millis(if attempt == 0 { 40 } else { 150 }),
                 Duration::from_millis(1500),
             )?;
             seen.extend_from_slice(&got);
@@ -300,7 +300,7 @@ impl Link {
                     // Anything after the prompt (a second banner from a
                     // repeated Ctrl-A) is dropped once the line is quiet.
                     let (rest, _) =
-                        self.drain(Duration::from_millis(30), Duration::from_millis(300))?;
+                        self.drain(Duration::from_millis(10), Duration::from_millis(300))?;
                     if rest.is_empty() || rest.ends_with(b">") {
                         return Ok(());
                     }
@@ -451,7 +451,6 @@ impl Link {
     pub fn leave_raw_repl(&mut self) -> Result<(), BoardError> {
         self.write_all(b"\x02")?;
         self.read_until(b">>> ", Instant::now() + Duration::from_secs(1))?;
-        let _ = self.drain(Duration::from_millis(20), Duration::from_millis(200));
         Ok(())
     }
 
