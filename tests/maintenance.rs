@@ -256,6 +256,82 @@ fn policy_tags_and_sparse_days() {
     );
 }
 
+/// An independent statement of restic's bucket rules: group the snapshots by
+/// bucket, take the N most recent buckets, keep the newest of each.
+fn reference_keep(
+    snaps: &[Candidate<i64>],
+    n: u32,
+    key: &dyn Fn(&jiff::Zoned) -> i64,
+) -> BTreeSet<i64> {
+    let mut by_bucket: BTreeMap<i64, (i64, i64)> = BTreeMap::new(); // bucket -> (time, id)
+    for s in snaps {
+        let z = Timestamp::from_nanosecond(s.time_ns as i128)
+            .unwrap()
+            .to_zoned(TimeZone::UTC);
+        let e = by_bucket.entry(key(&z)).or_insert((s.time_ns, s.id));
+        if (s.time_ns, s.id) > *e {
+            *e = (s.time_ns, s.id);
+        }
+    }
+    by_bucket
+        .values()
+        .rev()
+        .take(n as usize)
+        .map(|&(_, id)| id)
+        .collect()
+}
+
+proptest::proptest! {
+    #[test]
+    fn policy_matches_an_independent_statement_of_the_bucket_rules(
+        times in proptest::collection::vec(0i64..3 * 365 * 24 * 3600, 1..60),
+        n in 1u32..8,
+        rule in 0usize..5,
+    ) {
+        let snaps: Vec<Candidate<i64>> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Candidate {
+                id: i as i64,
+                time_ns: (YEAR_START + t) * 1_000_000_000,
+                tags: vec![],
+            })
+            .collect();
+        let keys: [&dyn Fn(&jiff::Zoned) -> i64; 5] = [
+            &|z| z.timestamp().as_second() / 3600,
+            &|z| z.year() as i64 * 10_000 + z.month() as i64 * 100 + z.day() as i64,
+            &|z| {
+                let w = z.date().iso_week_date();
+                w.year() as i64 * 100 + w.week() as i64
+            },
+            &|z| z.year() as i64 * 100 + z.month() as i64,
+            &|z| z.year() as i64,
+        ];
+        let mut p = Policy::default();
+        match rule {
+            0 => p.hourly = Some(n),
+            1 => p.daily = Some(n),
+            2 => p.weekly = Some(n),
+            3 => p.monthly = Some(n),
+            _ => p.yearly = Some(n),
+        }
+        let mut want = reference_keep(&snaps, n, keys[rule]);
+        let buckets = reference_keep(&snaps, u32::MAX, keys[rule]).len();
+        if buckets < n as usize {
+            // restic 0.17: room to spare keeps the oldest snapshot too.
+            let oldest = snaps.iter().min_by_key(|s| (s.time_ns, s.id)).unwrap().id;
+            want.insert(oldest);
+        }
+        proptest::prop_assert_eq!(kept(&p, &snaps, &TimeZone::UTC), want);
+        // keep-last is the N newest.
+        let mut by_time: Vec<&Candidate<i64>> = snaps.iter().collect();
+        by_time.sort_by_key(|s| std::cmp::Reverse((s.time_ns, s.id)));
+        let want_last: BTreeSet<i64> = by_time.iter().take(n as usize).map(|s| s.id).collect();
+        let last = Policy { last: Some(n), ..Default::default() };
+        proptest::prop_assert_eq!(kept(&last, &snaps, &TimeZone::UTC), want_last);
+    }
+}
+
 #[test]
 fn cache_is_emptied_when_the_gc_generation_changes() {
     use belay_store::backup::KnownFiles;
