@@ -41,7 +41,7 @@ pub enum Command {
 
     /// Take a snapshot of a folder or a board
     #[command(
-        after_help = "Examples:\n  belay backup ./examples/board-image\n  belay backup dir:/media/CIRCUITPY --name pico-7 -m 'field test' --meta site=lab\n  belay backup ./proj --exclude '*.pyc' --exclude '/build'"
+        after_help = "Examples:\n  belay backup ./examples/board-image\n  belay backup dir:/media/CIRCUITPY --name pico-7 -m 'field test' --meta site=lab\n  belay backup ./proj --exclude '*.pyc' --exclude '/build'\n  belay backup serial:/dev/ttyACM0 -m 'before flashing'   # a MicroPython board (see docs/boards.md)\n  belay backup serial:/dev/ttyUSB0@115200 --name greenhouse-3"
     )]
     Backup(BackupArgs),
 
@@ -79,7 +79,7 @@ pub enum Command {
 
     /// Write a snapshot (or part of it) into a folder
     #[command(
-        after_help = "Examples:\n  belay restore my-board --to ./restored\n  belay restore my-board~2:lib --to ./old-lib --include '*.py'\n  belay restore 1a2b3c4d --to ./x --dry-run"
+        after_help = "Examples:\n  belay restore my-board --to ./restored\n  belay restore my-board~2:lib --to ./old-lib --include '*.py'\n  belay restore 1a2b3c4d --to ./x --dry-run\n  belay restore greenhouse-3~1 --to serial:/dev/ttyACM0 --delete   # put a board back (safety snapshot first)"
     )]
     Restore(RestoreArgs),
 
@@ -143,7 +143,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// A folder (PATH or dir:PATH)
+    /// A folder (PATH or dir:PATH) or a board (serial:PORT[@BAUD])
     pub source: String,
     /// Source name (default: the folder's name); its history continues from its last snapshot
     #[arg(long)]
@@ -262,7 +262,7 @@ pub struct FindArgs {
 pub struct RestoreArgs {
     /// REV[:PATH]: the snapshot, and optionally a file or directory inside it
     pub spec: String,
-    /// Target folder (PATH or dir:PATH)
+    /// Target: a folder (PATH or dir:PATH) or a board (serial:PORT[@BAUD])
     #[arg(long = "to", value_name = "TARGET")]
     pub to: String,
     /// Restore only paths matching this glob (repeatable); a glob without '/' also matches file names
