@@ -70,6 +70,9 @@ impl Within {
         if !num.is_empty() || !any {
             return Err(bad());
         }
+        if w == Within::default() {
+            return Err(format!("{s:?}: the duration must be longer than 0"));
+        }
         Ok(w)
     }
 
@@ -420,6 +423,7 @@ mod tests {
         assert!(Within::parse("").is_err());
         assert!(Within::parse("5").is_err());
         assert!(Within::parse("5x").is_err());
+        assert!(Within::parse("0d").is_err());
         assert_eq!(parse_grace("24h").unwrap().as_secs(), 86_400);
         assert_eq!(parse_grace("1d30m").unwrap().as_secs(), 88_200);
         assert_eq!(parse_grace("0").unwrap().as_secs(), 0);
