@@ -973,9 +973,34 @@ fn gc_keeps_what_heads_and_tags_name_and_survives_a_torn_list() {
         b"belay-condemned 1\nxx",
     )
     .unwrap();
+    // Temporary files abandoned by crashed writers two days ago go; a
+    // fresh one (a write in progress) stays.
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    let obj_dir = objects(&repo)
+        .keys()
+        .next()
+        .map(|id| repo.join("objects").join(&id[0..2]).join(&id[2..4]))
+        .unwrap();
+    for p in [
+        obj_dir.join(".tmp-old"),
+        repo.join("snapshots/.tmp-old"),
+        repo.join("refs/heads/.tmp-old"),
+    ] {
+        fs::write(&p, b"x").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    }
+    fs::write(obj_dir.join(".tmp-fresh"), b"x").unwrap();
     let g = belay_json(&repo, &["gc", "--now"]);
     assert_eq!(g["deleted_objects"], 0, "{g}");
     assert_eq!(g["roots"], 3);
+    assert_eq!(g["temp_files_removed"], 3);
+    assert!(obj_dir.join(".tmp-fresh").exists());
+    assert!(!repo.join("snapshots/.tmp-old").exists());
     check_clean(&repo, true);
     for id in [&first, &second] {
         let to = tmp.path().join(format!("r-{id}"));

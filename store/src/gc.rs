@@ -458,6 +458,32 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     report.deleted_objects += n;
     report.deleted_bytes += b;
     let deleted_any = report.deleted_objects > 0 && !opts.dry_run;
+    // Abandoned temporary files elsewhere (markers, refs, lists, config).
+    if !opts.dry_run {
+        for d in [
+            "",
+            "snapshots",
+            "refs/heads",
+            "refs/tags",
+            "trash",
+            "sessions",
+            "locks",
+            "gc",
+            "gc/condemned",
+        ] {
+            for p in read_names(&repo.root().join(d))? {
+                let is_temp = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
+                if is_temp
+                    && session::age(&p, now).is_some_and(|a| a > TEMP_MAX_AGE)
+                    && fs::remove_file(&p).is_ok()
+                {
+                    temp_removed += 1;
+                }
+            }
+        }
+    }
     report.temp_files_removed = temp_removed;
     if deleted_any && atomic::sync_filesystem(repo.root()).is_err() {
         // Deletions that are lost in a crash only leave garbage behind.
