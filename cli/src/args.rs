@@ -95,7 +95,7 @@ pub enum Command {
 
     /// Delete objects no snapshot needs any more (two phases, with a grace period)
     #[command(
-        after_help = "Examples:\n  belay gc --dry-run\n  belay gc                     # condemn garbage now, delete what was condemned 24h ago\n  belay gc --grace 2h\n  belay gc --now               # delete garbage at once (refused while a backup runs)\n\nAn unreferenced object is first condemned; a later gc deletes it once the grace period has passed by the share's clock, no backup is running, and nothing references it again."
+        after_help = "Examples:\n  belay gc --dry-run\n  belay gc                     # condemn garbage now, delete what was condemned 24h ago\n  belay gc --grace 2h\n  belay gc --now               # delete garbage at once (refused while a backup runs)\n\nAn unreferenced object is first condemned; a later gc deletes it once the grace period has passed by the share's clock and nothing references it again. While backups run, only objects condemned more than the grace period + 1h ago are deleted. See docs/maintenance.md."
     )]
     Gc(GcArgs),
 
