@@ -69,6 +69,7 @@ impl Cache {
         }
         let cache = Cache::open_at(&dir.join("cache.sqlite"))?;
         cache.sync_generation(crate::session::generation(repo)?)?;
+        cache.apply_distrust(&dir)?;
         Ok(cache)
     }
 

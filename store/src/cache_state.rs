@@ -65,7 +65,42 @@ fn decode_state(blob: &[u8]) -> Option<Vec<FileState>> {
     }
 }
 
+/// Name of the marker that makes the next [`Cache::open`] forget which
+/// objects exist (written when a command finds an object missing or
+/// damaged; see docs/cache.md).
+const DISTRUST: &str = "distrust";
+
+/// A command found an object of `repo` missing or damaged: the cache must
+/// not vouch for any object until it is refilled. Only a marker file is
+/// written (no SQLite in an error path); failures are ignored.
+pub fn distrust(repo: &Repo) {
+    if let Some(root) = crate::cache::cache_root() {
+        let dir = root.join(&repo.config().id);
+        if dir.is_dir() {
+            let _ = std::fs::write(dir.join(DISTRUST), b"");
+        }
+    }
+}
+
 impl Cache {
+    /// Forget known objects and source states if a command marked the
+    /// cache distrusted (see [`distrust`]).
+    pub(crate) fn apply_distrust(&self, dir: &std::path::Path) -> Result<()> {
+        let marker = dir.join(DISTRUST);
+        if !marker.exists() {
+            return Ok(());
+        }
+        {
+            let conn = self.conn.lock().unwrap();
+            conn.execute_batch("DELETE FROM objects; DELETE FROM sources;")
+                .map_err(|e| self.err(e))?;
+        }
+        self.objects_state
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::fs::remove_file(marker);
+        Ok(())
+    }
+
     /// Write the file contents recorded through
     /// [`KnownFiles::record`](crate::backup::KnownFiles::record) in one
     /// transaction.

@@ -334,8 +334,18 @@ impl Repo {
     }
 
     /// Read, decompress and verify an object. Any mismatch between the bytes
-    /// and the id names the object's path.
+    /// and the id names the object's path. A missing or damaged object
+    /// makes the local cache distrust what it knows (docs/cache.md), so the
+    /// next backup stores that content again.
     pub fn read_object(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
+        let r = self.read_object_unchecked_cache(id, expected);
+        if let Err(Error::MissingObject { .. } | Error::CorruptObject { .. }) = &r {
+            crate::cache_state::distrust(self);
+        }
+        r
+    }
+
+    fn read_object_unchecked_cache(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
         let path = self.object_path(id);
         let file = match fs::read(&path) {
             Ok(b) => b,
