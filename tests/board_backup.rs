@@ -265,6 +265,9 @@ fn backup_restore_roundtrip_then_incremental() {
     );
     let next = env.json(&["backup", &serial(&other)]);
     assert_eq!(next["source"], "greenhouse-3");
+    // Pulls write nothing on the board.
+    let dump = other.stop_and_dump();
+    assert_same_content(&img2, &dump);
 }
 
 #[test]
@@ -358,6 +361,33 @@ fn restore_to_a_changed_board_with_and_without_delete() {
     ]);
     assert_eq!(r["changes"]["write"].as_array().unwrap().len(), 0);
     assert_eq!(env.snapshots().len(), before);
+    drop(board);
+
+    // REV:PATH goes back to PATH on the board, and --delete stays inside
+    // it; --include narrows both.
+    fs::write(changed.join("lib/extra.py"), "y = 2\n").unwrap();
+    let board = TestBoard::start(&changed, &opts);
+    let lib = format!("{snap_id}:lib");
+    let r = env.json(&[
+        "restore",
+        &lib,
+        "--to",
+        &serial(&board),
+        "--yes",
+        "--delete",
+        "--include",
+        "*.py",
+    ]);
+    assert_eq!(num(&r, "files"), 1, "lib/sensors/soil.py: {r}");
+    assert_eq!(num(&r, "removed"), 1, "lib/extra.py: {r}");
+    let dump = board.stop_and_dump();
+    assert!(dump.join("lib/sensors/soil.py").exists());
+    assert!(!dump.join("lib/extra.py").exists());
+    assert!(dump.join("extra.txt").exists(), "outside lib: untouched");
+    assert_eq!(
+        fs::read(dump.join("main.py")).unwrap(),
+        b"print('new firmware')\n"
+    );
 }
 
 /// Back a folder up, push it to a board holding something else (the write

@@ -398,8 +398,16 @@ pub fn restore(
     // --delete reaches only what the restore covers: PATH, and --include.
     let mut prefix = path.to_vec();
     prefix.push(b'/');
+    // --include globs apply to paths relative to PATH, as in the plan.
     let scope = |p: &[u8]| {
-        (path.is_empty() || p == path || p.starts_with(&prefix)) && include.is_none_or(|f| f(p))
+        let rel = if path.is_empty() {
+            Some(p)
+        } else if p == path {
+            p.rsplit(|&b| b == b'/').next()
+        } else {
+            p.strip_prefix(prefix.as_slice())
+        };
+        rel.is_some_and(|r| include.is_none_or(|f| f(r)))
     };
     let ropts = RestoreOptions {
         delete: a.delete,
