@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """belay backup of a board vs `mpremote cp -r :/ DIR`, on the test board.
 
-Usage: benches/board_vs_mpremote.py [--baud 115200] [--runs 3] [--belay PATH]
+Usage: benches/board_vs_mpremote.py [--baud 115200] [--runs 3] [--mix text|binary] [--belay PATH]
 
 Builds ~300 KB of mixed files (the example board image, Python sources, a
 JSON log, binary blobs), starts a test board holding them at the given baud
@@ -35,9 +35,21 @@ import tty
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_data(d):
+def make_data(d, mix="text"):
     shutil.copytree(os.path.join(ROOT, "examples/board-image"), d)
     rnd = random.Random(42)
+    if mix == "binary":
+        # A board that holds mostly images, compiled modules and recordings.
+        os.makedirs(os.path.join(d, "img"), exist_ok=True)
+        for i in range(6):
+            with open(os.path.join(d, "img/photo%d.jpg" % i), "wb") as f:
+                f.write(bytes(rnd.randrange(256) for _ in range(35 * 1024)))
+        for i in range(8):
+            with open(os.path.join(d, "lib/m%d.mpy" % i), "wb") as f:
+                f.write(bytes(rnd.choice([0, 1, 2, 0x1b, 0x34, 0x80, 0xFF, rnd.randrange(256)]) for _ in range(6 * 1024)))
+        with open(os.path.join(d, "data/readings.json"), "w") as f:
+            json.dump([{"t": 1700000000 + i * 60, "temp": round(rnd.uniform(15, 30), 2)} for i in range(300)], f)
+        return
     os.makedirs(os.path.join(d, "lib/app"), exist_ok=True)
     # Python sources: the store's and the agent's style, varied.
     words = ["sensor", "value", "read", "write", "config", "retry", "timeout", "self", "return", "import"]
@@ -113,6 +125,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mix", choices=["text", "binary"], default="text", help="text-heavy (default) or binary-heavy files")
     ap.add_argument("--belay", default=os.path.join(ROOT, "target/release/belay"))
     ap.add_argument("--mpremote", default=os.environ.get("MPREMOTE") or os.path.join(ROOT, "tests/board/.venv/bin/mpremote"))
     a = ap.parse_args()
@@ -120,7 +133,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "belay-cli"], cwd=ROOT, check=True)
     tmp = tempfile.mkdtemp(prefix="belay-bench-")
     data = os.path.join(tmp, "data")
-    make_data(data)
+    make_data(data, a.mix)
     size = payload(data)
     board = subprocess.Popen([os.path.join(ROOT, "tests/board/start"), "--fs", data, "--baud", str(a.baud)], stdout=subprocess.PIPE)
     pty_path = board.stdout.readline().decode().strip()
@@ -151,7 +164,7 @@ def main():
         board.terminate()
         board.wait()
     med = lambda xs: sorted(xs)[len(xs) // 2]
-    print("payload: %d bytes in %d files; baud %d; %d runs (median)" % (size, sum(len(f) for _, _, f in os.walk(data)), a.baud, a.runs))
+    print("payload: %d bytes in %d files (%s mix); baud %d; %d runs (median)" % (size, sum(len(f) for _, _, f in os.walk(data)), a.mix, a.baud, a.runs))
     print()
     print("| run | time (s) | wire bytes | wire / payload | file bytes moved |")
     print("|---|---|---|---|---|")
