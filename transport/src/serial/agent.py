@@ -207,6 +207,7 @@ def _belay_agent():
         h = S["H"]() if S["H"] and not fl & 2 else None
         z = fl & 1 and zc
         n = 0
+        s0 = os.stat(p)
         with open(p, "rb") as f:
             while True:
                 k = f.readinto(rb)
@@ -229,6 +230,10 @@ def _belay_agent():
                     if len(c2) * 10 > k * 9:
                         z = 0
                 tx(68, c)
+        s1 = os.stat(p)
+        if s1[6] != s0[6] or s1[8] != s0[8] or n != s0[6]:
+            tx(88, pk("<i", -4) + b"changed while it was read")
+            return
         tx(84, (h.digest() if h else b"") + pk("<I", n))
 
     def wclose(rm_):

@@ -322,6 +322,8 @@ impl Session {
         };
         let message = if errno > 0 {
             errno_text(errno).to_string()
+        } else if errno == -4 {
+            "changed while it was read; run the backup again".to_string()
         } else {
             format!("the agent failed: {msg}")
         };
