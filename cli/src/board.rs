@@ -13,12 +13,13 @@ use belay_store::cache::Cache;
 use belay_store::path as bpath;
 use belay_store::repo::RefKind;
 use belay_store::restore::{self, PathFilter, PlannedEntry, RestoreOptions};
-use belay_store::source::Sink;
+use belay_store::source::{Sink, SourceKind};
 use belay_store::tree::{Node, TreeEntry};
 use belay_store::{ObjectId, Repo};
 use belay_transport::devices;
 use belay_transport::serial::{
     BoardSink, BoardSource, ConnectOptions, PullOptions, Session, board as sboard,
+    session::TEMP_SUFFIX,
 };
 use serde_json::json;
 
@@ -413,7 +414,19 @@ pub fn restore(
         delete: a.delete,
         scope: Some(&scope),
     };
-    let changes = restore::changes(&planned, existing.as_deref(), &ropts)?;
+    let mut changes = restore::changes(&planned, existing.as_deref(), &ropts)?;
+    // Temporary files left by an interrupted restore go too (they are
+    // belay's, and in the safety snapshot).
+    for e in existing.as_deref().unwrap_or(&[]) {
+        let p = &e.entry.path;
+        if p.ends_with(TEMP_SUFFIX)
+            && e.entry.kind == SourceKind::File
+            && !planned.iter().any(|x| &x.path == p)
+            && !changes.removes.iter().any(|r| &r.0 == p)
+        {
+            changes.removes.insert(0, (p.clone(), false));
+        }
+    }
     let summary = format!(
         "{} files to write ({}), {} directories to create, {} entries to remove, {} files already identical",
         changes.writes.len(),
