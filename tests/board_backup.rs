@@ -382,7 +382,11 @@ fn restore_to_a_changed_board_with_and_without_delete() {
         "*.py",
     ]);
     assert_eq!(num(&r, "files"), 1, "lib/sensors/soil.py: {r}");
-    assert_eq!(num(&r, "removed"), 2, "lib/extra.py and the stale temp file: {r}");
+    assert_eq!(
+        num(&r, "removed"),
+        2,
+        "lib/extra.py and the stale temp file: {r}"
+    );
     let dump = board.stop_and_dump();
     assert!(dump.join("lib/sensors/soil.py").exists());
     assert!(!dump.join("lib/extra.py").exists());
