@@ -251,6 +251,21 @@ fn backup_restore_roundtrip_then_incremental() {
             ..BoardOptions::unthrottled()
         },
     );
+    let globals = || {
+        let out = std::process::Command::new(belay_suite::board::mpremote())
+            .args(["connect", other.path.to_str().unwrap(), "resume", "exec"])
+            .arg("print('globals:', sorted(globals()))")
+            .output()
+            .expect("run mpremote");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains("globals:"),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let before = globals();
     let o = env.json(&["backup", &serial(&other)]);
     assert_eq!(o["source"], "0102030405060708");
     assert_eq!(num(&o, "bytes_transferred"), 0);
@@ -265,6 +280,9 @@ fn backup_restore_roundtrip_then_incremental() {
     );
     let next = env.json(&["backup", &serial(&other)]);
     assert_eq!(next["source"], "greenhouse-3");
+    // The board is left as found: in its friendly REPL, with its globals
+    // as they were (mpremote, an independent client, checks).
+    assert_eq!(globals(), before);
     // Pulls write nothing on the board.
     let dump = other.stop_and_dump();
     assert_same_content(&img2, &dump);

@@ -5,11 +5,13 @@
 #
 # Minified before upload: comment lines and blank lines are dropped and
 # indentation is reduced, so comments go on their own lines only.
-import sys, os, gc
-gc.collect()
+# Everything lives inside functions, so the board's globals are left as
+# they were found.
 
 
 def _belay_agent():
+    import sys, os, gc
+    gc.collect()
     try:
         import struct
     except ImportError:
@@ -354,11 +356,18 @@ def _belay_agent():
         gc.collect()
 
 
-_c = os.getcwd()
+def _belay_main():
+    import os, gc
+    c = os.getcwd()
+    try:
+        os.chdir("/")
+        _belay_agent()
+    finally:
+        os.chdir(c)
+        gc.collect()
+
+
 try:
-    os.chdir("/")
-    _belay_agent()
+    _belay_main()
 finally:
-    os.chdir(_c)
-    del _belay_agent, _c
-    gc.collect()
+    del _belay_agent, _belay_main

@@ -794,7 +794,7 @@ impl From<BoardError> for WriteError {
 pub fn bootstrap(code: &str) -> String {
     let z = miniz_oxide::deflate::compress_to_vec(code.as_bytes(), 10);
     format!(
-        "try:\n import deflate,io,binascii\n _b=compile(deflate.DeflateIO(io.BytesIO(binascii.a2b_base64(b'{}')),deflate.RAW,13).read(),'belay','exec')\nexcept Exception:\n _b=None\nif _b:\n try:\n  exec(_b)\n finally:\n  del _b\nelse:\n del _b\n print('belay:plain')\n",
+        "def _belay_boot():\n try:\n  import deflate,io,binascii\n  return compile(deflate.DeflateIO(io.BytesIO(binascii.a2b_base64(b'{}')),deflate.RAW,13).read(),'belay','exec')\n except Exception:\n  return None\n_b=_belay_boot()\ndel _belay_boot\nif _b:\n try:\n  exec(_b)\n finally:\n  del _b\nelse:\n del _b\n print('belay:plain')\n",
         p::base64_encode(&z)
     )
 }
