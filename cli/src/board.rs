@@ -18,7 +18,7 @@ use belay_store::tree::{Node, TreeEntry};
 use belay_store::{ObjectId, Repo};
 use belay_transport::devices;
 use belay_transport::serial::{
-    BoardSink, BoardSource, ConnectOptions, PullOptions, Session, board as sboard,
+    BoardSink, BoardSource, ConnectOptions, PullOptions, Session, board as sboard, port,
     session::TEMP_SUFFIX,
 };
 use serde_json::json;
@@ -184,6 +184,8 @@ pub fn backup(
 ) -> Result<()> {
     let started = Instant::now();
     let cache = open_cache(out, repo);
+    // Ctrl-C ends the session cleanly (no snapshot, board left in its REPL).
+    port::install_interrupt_handler();
     let session = connect(out, port, baud)?;
     let hash = !a.no_hash;
     if hash && !session.info.has_hashlib() {
@@ -518,6 +520,7 @@ pub fn restore(
             bail!("restore cancelled; the board was not changed");
         }
     }
+    port::install_interrupt_handler();
     // The safety snapshot: what the board holds now, before anything changes.
     let mut safety = None;
     if !a.no_safety_snapshot {

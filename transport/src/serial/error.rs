@@ -53,6 +53,8 @@ pub enum BoardError {
     },
     #[error("{board}: {message}")]
     Other { board: String, message: String },
+    #[error("{board}: interrupted; the board was left in its REPL")]
+    Interrupted { board: String },
 }
 
 impl BoardError {

@@ -5,6 +5,7 @@
 //! behind. Every wait has a deadline.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::error::BoardError;
@@ -16,6 +17,29 @@ const ENTER_TIMEOUT: Duration = Duration::from_secs(3);
 const ENTER_DEADLINE: Duration = Duration::from_secs(10);
 
 const RAW_BANNER: &[u8] = b"raw REPL; CTRL-B to exit\r\n";
+
+/// Set by [`install_interrupt_handler`]'s SIGINT handler: every wait on the
+/// line then stops, so the session ends cleanly (the agent is stopped and
+/// the board left in its friendly REPL) instead of the process dying with
+/// the board in the middle of a command.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Catch Ctrl-C for the rest of the process (board commands only).
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 pub struct Link {
     port: Box<dyn serialport::SerialPort>,
@@ -29,6 +53,8 @@ pub struct Link {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     trace: Option<std::fs::File>,
+    /// Cleaning up after an error or an interrupt: waits proceed.
+    closing: bool,
 }
 
 impl Link {
@@ -62,6 +88,7 @@ impl Link {
             pos: 0,
             rx_bytes: 0,
             tx_bytes: 0,
+            closing: false,
             trace: std::env::var_os("BELAY_SERIAL_TRACE").and_then(|p| {
                 std::fs::OpenOptions::new()
                     .create(true)
@@ -97,6 +124,11 @@ impl Link {
         let deadline =
             Instant::now() + Duration::from_secs(10) + Duration::from_millis(rest.len() as u64);
         while !rest.is_empty() {
+            if interrupted() && !self.closing {
+                return Err(BoardError::Interrupted {
+                    board: self.label.clone(),
+                });
+            }
             match self.port.write(rest) {
                 Ok(0) => return Err(self.lost(&io::Error::from(io::ErrorKind::WriteZero))),
                 Ok(n) => {
@@ -143,6 +175,11 @@ impl Link {
     fn fill(&mut self, deadline: Instant) -> Result<bool, BoardError> {
         let mut tmp = [0u8; 16384];
         loop {
+            if interrupted() && !self.closing {
+                return Err(BoardError::Interrupted {
+                    board: self.label.clone(),
+                });
+            }
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
             let _ = self
@@ -457,6 +494,7 @@ impl Link {
     /// Best effort after a failure: stop the agent (Ctrl-C is never part of
     /// a frame, so it always reaches the board) and leave the raw REPL.
     pub fn abandon(&mut self) {
+        self.closing = true;
         if self.write_all(b"\x03").is_err() {
             return;
         }
