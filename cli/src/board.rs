@@ -216,6 +216,10 @@ pub fn backup(
         time_ns: who.time_ns,
         skip_unreadable: false,
     };
+    out.note(format!(
+        "{label}: listing{} its files…",
+        if pull.hash { " and hashing" } else { "" }
+    ));
     let progress = Progress::new(out.quiet || out.json, "backup");
     let result = run_backup(
         repo,
@@ -397,6 +401,7 @@ pub fn restore(
     let window = devices::write_window(port);
     let session = Mutex::new(session);
     let sink = BoardSink::new(&session, window);
+    out.note(format!("{label}: listing and hashing its files…"));
     let existing = sink.existing()?;
     // --delete reaches only what the restore covers: PATH, and --include.
     let mut prefix = path.to_vec();
