@@ -1436,3 +1436,39 @@ fn maintenance_commands_have_help_with_examples() {
     }
     let _ = Timestamp::now();
 }
+
+#[test]
+fn a_forgotten_snapshot_shows_as_forgotten_before_gc_collects_it() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = init(t.path());
+    let src = t.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        fs::write(src.join("main.py"), format!("v = {i}\n")).unwrap();
+        ids.push(backup(&repo, &src, "s"));
+    }
+    belay(&repo)
+        .args(["forget", "--keep-last", "2"])
+        .assert()
+        .success();
+    // The object of the forgotten snapshot is still there (no gc yet), but
+    // history treats it as forgotten.
+    let log = belay_json(&repo, &["log", "s"]);
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[2]["id"], ids[0].as_str());
+    assert_eq!(log[2]["forgotten"], true);
+    belay(&repo)
+        .args(["show", "s~1"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("(forgotten)"));
+    belay(&repo)
+        .args(["show", "s~2"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("forgotten"));
+    belay(&repo).args(["undo-forget"]).assert().success();
+    belay(&repo).args(["show", "s~2"]).assert().success();
+}

@@ -67,7 +67,7 @@ pub fn resolve(repo: &Repo, rev: &str) -> Result<ObjectId> {
                     snap.source
                 )));
             };
-            if !repo.has_object(parent) {
+            if !repo.is_live(parent) {
                 return Err(Error::Rev(format!(
                     "{rev:?} reaches snapshot {} which was forgotten",
                     parent.short()

@@ -27,10 +27,23 @@ pub fn belay_bin() -> PathBuf {
     .clone()
 }
 
-/// `belay -r REPO ...` as an assert_cmd command.
+/// Where tests keep belay's local cache (instead of the user's
+/// `~/.cache/belay`); keyed by repository id inside, so one is enough.
+pub fn test_cache_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("test-cache")
+}
+
+/// `belay -r REPO ...` as an assert_cmd command (a test may override
+/// `BELAY_CACHE_DIR` with its own).
 pub fn belay(repo: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::new(belay_bin());
-    c.arg("-r").arg(repo).env_remove("BELAY_REPO");
+    c.arg("-r")
+        .arg(repo)
+        .env_remove("BELAY_REPO")
+        .env("BELAY_CACHE_DIR", test_cache_dir());
     c
 }
 

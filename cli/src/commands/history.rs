@@ -139,8 +139,9 @@ fn select(repo: &Repo, a: &LogArgs) -> Result<Vec<LogItem>> {
                 if items.len() >= limit {
                     break;
                 }
-                if !cat.exists(&id) {
-                    // A forgotten parent ends the visible history.
+                if !repo.is_live(&id) {
+                    // A forgotten parent (no marker, perhaps already
+                    // collected) ends the visible history.
                     if !filtered {
                         items.push((id, None));
                     }
@@ -223,11 +224,7 @@ pub(crate) fn show(ctx: &Ctx, repo: &Repo, r: &str) -> Result<()> {
         println!("Tags:     {}", tags.join(", "));
     }
     for p in &s.parents {
-        let state = if repo.has_object(p) {
-            ""
-        } else {
-            " (forgotten)"
-        };
+        let state = if repo.is_live(p) { "" } else { " (forgotten)" };
         println!("Parent:   {}{state}", p.to_hex());
     }
     println!("Source:   {}", s.source);
