@@ -280,6 +280,24 @@ fn backup_restore_roundtrip_then_incremental() {
     );
     let next = env.json(&["backup", &serial(&other)]);
     assert_eq!(next["source"], "greenhouse-3");
+    // --exclude works on board paths.
+    let x = env.json(&[
+        "backup",
+        &serial(&other),
+        "--name",
+        "no-blobs",
+        "--exclude",
+        "*.bin",
+    ]);
+    let listing = env.json(&["ls", "-r", x["snapshot"].as_str().unwrap()]);
+    let paths: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"config.json"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.ends_with(".bin")), "{paths:?}");
     // The board is left as found: in its friendly REPL, with its globals
     // as they were (mpremote, an independent client, checks).
     assert_eq!(globals(), before);

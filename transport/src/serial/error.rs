@@ -13,7 +13,7 @@ pub enum BoardError {
     #[error("{port}: cannot open the serial port: {reason}")]
     Open { port: String, reason: String },
     #[error(
-        "{port}: no MicroPython raw REPL answered (is this a MicroPython board, and is its program stuck with interrupts off?); it sent: {got}"
+        "{port}: no MicroPython raw REPL answered (is this a MicroPython board, at this baud rate, and not stuck with interrupts off?); it sent: {got}"
     )]
     NotMicroPython { port: String, got: String },
     #[error("{board}: the board was disconnected ({detail})")]
