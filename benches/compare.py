@@ -104,9 +104,11 @@ class Tool:
         if name == "borg":
             self.env.update(BORG_BASE_DIR=self.cache, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
                             BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
-        if name == "belay":
+        if name in ("belay", "belay-nocache"):
             self.env.update(BELAY_CACHE_DIR=self.cache)
             self.env.pop("BELAY_REPO", None)
+        if name == "belay-nocache":
+            self.env.update(BELAY_NO_CACHE="1")
         if name == "rustic":
             self.env.update(RUSTIC_PASSWORD=PASSWORD, RUSTIC_REPOSITORY=self.repo)
 
@@ -117,7 +119,7 @@ class Tool:
             run(["restic", "init", "-q", "--cache-dir", self.cache], env=self.env)
         elif self.name == "borg":
             run(["borg", "init", "--encryption", "none", self.repo], env=self.env)
-        elif self.name == "belay":
+        elif self.name in ("belay", "belay-nocache"):
             run([self.belay, "-r", self.repo, "-q", "init"], env=self.env)
         elif self.name == "rustic":
             run(["rustic", "init", "--cache-dir", self.cache], env=self.env)
@@ -131,7 +133,7 @@ class Tool:
             return ["restic", "backup", "-q", "--cache-dir", self.cache, "data"]
         if self.name == "borg":
             return ["borg", "create", "--compression", "zstd,3", f"{self.repo}::s{self.n}", "data"]
-        if self.name == "belay":
+        if self.name in ("belay", "belay-nocache"):
             return [self.belay, "-r", self.repo, "-q", "backup", "data", "--name", "bench"]
         if self.name == "rustic":
             return ["rustic", "backup", "--cache-dir", self.cache, "data"]
@@ -144,7 +146,7 @@ class Tool:
             return ["restic", "restore", "-q", "--cache-dir", self.cache, "latest", "--target", target]
         if self.name == "borg":
             return ["sh", "-c", f'cd "{target}" && borg extract "{self.repo}::s{self.n}"']
-        if self.name == "belay":
+        if self.name in ("belay", "belay-nocache"):
             return [self.belay, "-r", self.repo, "-q", "restore", "bench", "--to", target]
         if self.name == "rustic":
             return ["rustic", "restore", "--cache-dir", self.cache, "latest", target]
@@ -154,13 +156,13 @@ class Tool:
 
     def restored_root(self, target, data):
         """Where the restored copy of `data` ends up below `target`."""
-        if self.name == "belay":
+        if self.name in ("belay", "belay-nocache"):
             return target
         return os.path.join(target, "data")
 
     def version(self):
         try:
-            if self.name == "belay":
+            if self.name in ("belay", "belay-nocache"):
                 rev = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=False).stdout.decode().strip()
                 return f"belay {rev}"
             if self.name == "tar+zstd":
@@ -204,8 +206,9 @@ def main():
     ap.add_argument("--dataset", choices=["mixed", "board"], default="mixed")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/belay-bench"))
-    ap.add_argument("--tools", default="belay,restic,borg,rustic,tar+zstd",
-                    help="comma-separated; rustic is skipped when not installed")
+    ap.add_argument("--tools", default="belay,restic,borg,rustic,tar+zstd,belay-nocache",
+                    help="comma-separated; rustic is skipped when not installed; belay-nocache is belay "
+                         "with BELAY_NO_CACHE=1 (what the local cache saves)")
     ap.add_argument("--belay", default=os.path.join(ROOT, "target", "release", "belay"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-write", action="store_true", help="print only, write nothing to --out")
@@ -215,7 +218,7 @@ def main():
     a = ap.parse_args()
 
     names = [t for t in a.tools.split(",") if t]
-    names = [t for t in names if t in ("belay", "tar+zstd") or shutil.which(t)]
+    names = [t for t in names if t in ("belay", "belay-nocache", "tar+zstd") or shutil.which(t)]
     if "rustic" in a.tools and not shutil.which("rustic"):
         print("rustic is not installed: skipped (cargo install rustic-rs --locked to include it)")
     work = os.path.abspath(a.work)
