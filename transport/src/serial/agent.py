@@ -29,8 +29,10 @@ def _belay_agent():
     except ImportError:
         pass
     zc = 0
+    zd = 0
     try:
         import io, deflate
+        zd = 1
         o = io.BytesIO()
         d = deflate.DeflateIO(o, deflate.RAW, 9)
         d.write(b"aaaa")
@@ -128,6 +130,7 @@ def _belay_agent():
             "bs=" + str(bs),
             "hash=" + ("1" if S["H"] else "0"),
             "zc=" + str(zc),
+            "zd=" + str(zd),
             "buf=" + ("1" if bm else "0"),
             "fs=" + fs,
         ]
@@ -273,12 +276,15 @@ def _belay_agent():
             break
         d = unesc(rx(n)) if bm else binascii.a2b_base64(rx(n))
         try:
-            if c == 87:
-                # W: data for the file being written; one credit back per frame.
+            if c == 87 or c == 89:
+                # W: data for the file being written (Y: raw-deflated, each
+                # frame on its own, window 4 KB); one credit back per frame.
                 if S["e"]:
                     tx(88, pk("<i", -3) + b"write aborted")
                     continue
                 try:
+                    if c == 89:
+                        d = deflate.DeflateIO(io.BytesIO(d), deflate.RAW, 12).read()
                     S["f"].write(d)
                 except Exception as e:
                     S["e"] = 1

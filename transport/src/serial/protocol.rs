@@ -23,6 +23,9 @@ pub const CMD_HASH: u8 = b'S';
 pub const CMD_READ: u8 = b'R';
 pub const CMD_OPEN: u8 = b'O';
 pub const CMD_WRITE: u8 = b'W';
+/// A write frame holding raw deflate data (independent per frame, window
+/// 4 KB), for boards whose agent reports `zd=1`.
+pub const CMD_WRITE_DEFLATED: u8 = b'Y';
 pub const CMD_CLOSE: u8 = b'C';
 pub const CMD_ABORT: u8 = b'A';
 pub const CMD_MKDIR: u8 = b'M';

@@ -58,6 +58,10 @@ impl BoardInfo {
     pub fn can_deflate(&self) -> bool {
         self.get("zc") == "1"
     }
+    /// Whether the board can inflate (deflate module present).
+    pub fn can_inflate(&self) -> bool {
+        self.get("zd") == "1"
+    }
     pub fn binary(&self) -> bool {
         self.get("buf") == "1"
     }
@@ -553,6 +557,8 @@ impl Session {
         self.call(p::CMD_OPEN, &tmp, path, "opening a file for writing")?;
         let limit = self.info.block();
         let raw_max = if self.text { limit / 4 * 3 } else { limit };
+        // Boards with room for a 4 KB window get compressed frames.
+        let compress = self.info.can_inflate() && limit >= 4096;
         let mut sha = Sha256::new();
         let mut total = 0u64;
         let mut buf: Vec<u8> = Vec::with_capacity(2 * raw_max);
@@ -582,10 +588,29 @@ impl Session {
             } else {
                 p::fit_escaped(&buf, limit).max(1)
             };
-            let piece: Vec<u8> = buf.drain(..n).collect();
+            // Compressed when that saves a tenth or more of the line.
+            let (cmd, piece, wire) = match compress.then(|| {
+                let raw = &buf[..buf.len().min(limit)];
+                (raw.len(), miniz_oxide::deflate::compress_to_vec(raw, 6))
+            }) {
+                // Bytes on the line per byte of content, compressed vs plain.
+                Some((len, z))
+                    if p::wire_len(&z, self.text) <= limit
+                        && p::wire_len(&z, self.text) * n * 10
+                            < p::wire_len(&buf[..n], self.text) * len * 9 =>
+                {
+                    let raw: Vec<u8> = buf.drain(..len).collect();
+                    (p::CMD_WRITE_DEFLATED, raw, z)
+                }
+                _ => {
+                    let raw: Vec<u8> = buf.drain(..n).collect();
+                    let w = raw.clone();
+                    (p::CMD_WRITE, raw, w)
+                }
+            };
             sha.update(&piece);
             total += piece.len() as u64;
-            self.send(p::CMD_WRITE, &piece)?;
+            self.send(cmd, &wire)?;
             self.payload_bytes += piece.len() as u64;
             outstanding += 1;
             if outstanding >= window {
