@@ -43,7 +43,7 @@ def _belay_agent():
     bm = hasattr(sys.stdin, "buffer") and hasattr(sys.stdout, "buffer")
     gc.collect()
     fr = gc.mem_free()
-    bs = 4096 if fr > 64000 else (1024 if fr > 20000 else 512)
+    bs = 8192 if fr > 150000 else (4096 if fr > 64000 else (1024 if fr > 20000 else 512))
     rb = bytearray(bs)
     rm = memoryview(rb)
     ib = bytearray(bs)

@@ -590,7 +590,8 @@ impl Session {
             };
             // Compressed when that saves a tenth or more of the line.
             let (cmd, piece, wire) = match compress.then(|| {
-                let raw = &buf[..buf.len().min(limit)];
+                // At most 4 KB of content: the board inflates with a 4 KB window.
+                let raw = &buf[..buf.len().min(4096)];
                 (raw.len(), miniz_oxide::deflate::compress_to_vec(raw, 6))
             }) {
                 // Bytes on the line per byte of content, compressed vs plain.
