@@ -49,6 +49,11 @@ fi
 "$venv/bin/mpremote" --version >/dev/null
 
 # strace, for the syscall-budget test (tests/syscalls.rs; skipped without it).
-command -v strace >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -q strace >/dev/null 2>&1; } || echo "tests/setup.sh: strace missing (apt-get install strace); tests/syscalls.rs will skip" >&2
+# A fresh machine may have no package lists yet: update them once if needed.
+if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q strace >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q strace >/dev/null 2>&1; } || true
+fi
+command -v strace >/dev/null 2>&1 || echo "tests/setup.sh: strace missing (apt-get install strace); tests/syscalls.rs will skip" >&2
 
 echo "tests/setup.sh: test board and mpremote $MPREMOTE_VERSION ready"
