@@ -704,3 +704,40 @@ fn full_board_filesystem_during_restore() {
     let dump = board.stop_and_dump();
     assert_same_content(&small, &dump);
 }
+
+#[test]
+fn board_running_a_program_that_prints_endlessly() {
+    let env = Env::new();
+    // Interruptible: Ctrl-C stops it and the backup goes ahead.
+    let chatty = env.dir("chatty");
+    fs::create_dir_all(&chatty).unwrap();
+    fs::write(
+        chatty.join("main.py"),
+        "n = 0\nwhile True:\n    n += 1\n    print('reading sensors', n)\n",
+    )
+    .unwrap();
+    let board = TestBoard::start(&chatty, &BoardOptions::unthrottled());
+    let r = env.json(&["backup", &serial(&board)]);
+    assert_eq!(num(&r, "files"), 1);
+    drop(board);
+
+    // Swallows every KeyboardInterrupt: belay gives up within its deadline
+    // with a clear error instead of hanging.
+    let stubborn = env.dir("stubborn");
+    fs::create_dir_all(&stubborn).unwrap();
+    fs::write(
+        stubborn.join("main.py"),
+        "while True:\n    try:\n        print('busy')\n    except KeyboardInterrupt:\n        pass\n",
+    )
+    .unwrap();
+    let board = TestBoard::start(&stubborn, &BoardOptions::default());
+    let started = std::time::Instant::now();
+    let err = env.fails(&["backup", &serial(&board)]);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("no MicroPython raw REPL answered"), "{err}");
+    assert_eq!(env.snapshots().len(), 1, "only the first board's snapshot");
+}
