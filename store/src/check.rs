@@ -406,22 +406,6 @@ impl Checker<'_> {
     }
 }
 
-fn list_dir(dir: &std::path::Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    match fs::read_dir(dir) {
-        Ok(it) => {
-            for e in it {
-                let e = e.map_err(|e| Error::io(dir, e))?;
-                out.push((e.file_name().to_string_lossy().to_string(), e.path()));
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(dir, e)),
-    }
-    out.sort();
-    Ok(out)
-}
-
 pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Result<CheckReport> {
     let mut c = Checker {
         repo,
@@ -436,7 +420,7 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
     progress.phase("snapshots and refs");
     // Roots: markers, heads, tags — each must name a decodable snapshot.
     let mut roots: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
-    for (name, p) in list_dir(&repo.root().join("snapshots"))? {
+    for (name, p) in crate::repo::dir_entries(&repo.root().join("snapshots"))? {
         if name.starts_with(TEMP_PREFIX) {
             continue;
         }
@@ -469,7 +453,7 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
         }
     }
     for kind in ["heads", "tags"] {
-        for (name, p) in list_dir(&repo.root().join("refs").join(kind))? {
+        for (name, p) in crate::repo::dir_entries(&repo.root().join("refs").join(kind))? {
             if name.starts_with(TEMP_PREFIX) {
                 continue;
             }

@@ -119,20 +119,11 @@ fn load_lists(
     grace: Duration,
     dry_run: bool,
 ) -> Result<Vec<CondemnedList>> {
-    let dir = condemned_dir(repo);
     let mut out = Vec::new();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for e in entries {
-        let e = e.at(&dir)?;
-        let name = e.file_name().to_string_lossy().to_string();
+    for (name, path) in crate::repo::dir_entries(&condemned_dir(repo))? {
         if name.starts_with(TEMP_PREFIX) || !name.ends_with(".list") {
             continue;
         }
-        let path = e.path();
         let mut bytes = Vec::new();
         fs::File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
@@ -290,11 +281,10 @@ pub fn walk_objects(
 }
 
 fn read_names(dir: &Path) -> Result<Vec<PathBuf>> {
-    match fs::read_dir(dir) {
-        Ok(it) => it.map(|e| e.map(|e| e.path()).at(dir)).collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io(dir, e)),
-    }
+    Ok(crate::repo::dir_entries(dir)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
 }
 
 pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {

@@ -437,14 +437,10 @@ impl Repo {
     /// Ids of every live snapshot (the gc roots), sorted. Names that are not
     /// ids (temp files, stray files) are ignored.
     pub fn list_snapshots(&self) -> Result<Vec<ObjectId>> {
-        let dir = self.root.join("snapshots");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&dir).at(&dir)? {
-            let e = e.at(&dir)?;
-            if let Some(id) = e.file_name().to_str().and_then(ObjectId::from_hex) {
-                out.push(id);
-            }
-        }
+        let mut out: Vec<ObjectId> = dir_entries(&self.root.join("snapshots"))?
+            .iter()
+            .filter_map(|(name, _)| ObjectId::from_hex(name))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -491,18 +487,8 @@ impl Repo {
     /// Every ref of a kind, by name. A ref file that does not hold an id is
     /// an error naming it.
     pub fn list_refs(&self, kind: RefKind) -> Result<BTreeMap<String, ObjectId>> {
-        let dir = self.root.join(kind.dir());
         let mut out = BTreeMap::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io(dir, e)),
-        };
-        for e in entries {
-            let e = e.at(&dir)?;
-            let Some(name) = e.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
+        for (name, _) in dir_entries(&self.root.join(kind.dir()))? {
             if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() {
                 continue;
             }
@@ -512,6 +498,26 @@ impl Repo {
         }
         Ok(out)
     }
+}
+
+/// The entries of a repository directory as (name, path), sorted by name.
+/// A missing directory is empty: copies made by tools that drop empty
+/// directories (git, some sync tools) are still valid repositories.
+/// Temporary files (`.tmp-…`) are included; callers skip them.
+pub fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(it) => {
+            for e in it {
+                let e = e.at(dir)?;
+                out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn parse_ref(text: &str) -> Option<ObjectId> {

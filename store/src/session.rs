@@ -160,21 +160,11 @@ pub struct Active {
 
 /// Every session file, each with whether it is stale.
 pub fn list_sessions(repo: &Repo, now: SystemTime) -> Result<Vec<Active>> {
-    let dir = repo.root().join("sessions");
     let mut out = Vec::new();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for e in entries {
-        let e = e.at(&dir)?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
+    for (name, path) in crate::repo::dir_entries(&repo.root().join("sessions"))? {
         if name.starts_with(TEMP_PREFIX) || !name.ends_with(".json") {
             continue;
         }
-        let path = e.path();
         let owner = read_owner(&path).or_else(|| owner_from_name(&name));
         // A file that vanished meanwhile (its backup finished) is skipped.
         if !path.exists() {
