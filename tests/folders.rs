@@ -735,8 +735,6 @@ fn a_full_disk_fails_cleanly_and_leaves_no_partial_snapshot() {
 #[test]
 fn a_tree_with_a_dotdot_entry_is_refused_and_nothing_escapes() {
     use belay_store::object::ObjectKind;
-    use belay_store::repo::RefKind;
-    use belay_store::snapshot::{Snapshot, Summary};
     use belay_store::tree::{Node, Tree, TreeEntry};
     let t = tempfile::tempdir().unwrap();
     let repo_path = init(t.path());
@@ -754,26 +752,8 @@ fn a_tree_with_a_dotdot_entry_is_refused_and_nothing_escapes() {
             },
         }],
     };
-    // Encoded by hand: the writer itself never produces such a tree.
-    let mut payload = vec![0u8];
-    payload.extend(postcard::to_stdvec(&evil).unwrap());
-    let (tree, _) = repo.write_object(ObjectKind::Tree, &payload).unwrap();
-    let snap = Snapshot {
-        tree,
-        parents: vec![],
-        time_ns: 0,
-        source: "evil".into(),
-        location: "dir:/x".into(),
-        host: String::new(),
-        user: String::new(),
-        message: String::new(),
-        meta: vec![],
-        device: vec![],
-        chunker: repo.chunker(),
-        summary: Summary::default(),
-    };
-    let (id, _) = repo.commit_snapshot(&snap).unwrap();
-    repo.write_ref(RefKind::Head, "evil", &id).unwrap();
+    // The writer itself never produces such a tree.
+    belay_suite::handmade::commit_tree(&repo, "evil", &evil);
     let dst = t.path().join("a/b");
     belay(&repo_path)
         .args(["restore", "evil", "--to"])

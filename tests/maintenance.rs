@@ -1016,8 +1016,6 @@ fn gc_keeps_what_heads_and_tags_name_and_survives_a_torn_list() {
 #[test]
 fn check_finds_a_file_whose_chunks_do_not_add_up_to_its_size() {
     use belay_store::object::ObjectKind;
-    use belay_store::repo::RefKind;
-    use belay_store::snapshot::{Snapshot, Summary};
     use belay_store::tree::{Node, Tree, TreeEntry};
     let tmp = tempfile::tempdir().unwrap();
     let repo_path = init(tmp.path());
@@ -1035,23 +1033,7 @@ fn check_finds_a_file_whose_chunks_do_not_add_up_to_its_size() {
             },
         }],
     };
-    let (tid, _) = repo.write_tree(&tree).unwrap();
-    let snap = Snapshot {
-        tree: tid,
-        parents: vec![],
-        time_ns: 1,
-        source: "x".into(),
-        location: "dir:/x".into(),
-        host: "h".into(),
-        user: "u".into(),
-        message: String::new(),
-        meta: vec![],
-        device: vec![],
-        chunker: repo.chunker(),
-        summary: Summary::default(),
-    };
-    let (sid, _) = repo.commit_snapshot(&snap).unwrap();
-    repo.write_ref(RefKind::Head, "x", &sid).unwrap();
+    let sid = belay_suite::handmade::commit_tree(&repo, "x", &tree);
     let (code, human, v) = check_output(&repo_path, &[]);
     assert_eq!(code, 3, "{human}");
     assert_eq!(v["problems"][0]["kind"], "size-mismatch");

@@ -2,3 +2,4 @@
 pub mod board;
 pub mod cli;
 pub mod fsutil;
+pub mod handmade;
