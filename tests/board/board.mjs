@@ -29,6 +29,9 @@ Starts a MicroPython test board on a pseudo-terminal and prints its path
   --baud N                 bytes per second = N/10, both directions (default 115200; 0 = unthrottled)
   --heap BYTES             Python heap (default 200K; e.g. 40K for an ESP8266)
   --flash-size BYTES       flash size: writes past it fail with ENOSPC (default 16M)
+  --flash-write-ms N       each write() to a file takes N ms per 4 KB started (a flash
+                           sector erase/program), during which the interpreter does
+                           nothing else while input keeps arriving (default 0)
   --rx-buffer BYTES        the board's input buffer; bytes arriving while it is full
                            are dropped, as on UART boards (default: 1024 with flow control)
   --unique-id HEX          what machine.unique_id() returns (default: from the --fs path)
@@ -72,6 +75,7 @@ function parseArgs(argv) {
         baud: 115200,
         heap: 200 * 1024,
         flashSize: 16 << 20,
+        flashWriteMs: 0,
         rxBuffer: 0,
         uniqueId: null,
         sysname: "webassembly",
@@ -106,6 +110,7 @@ function parseArgs(argv) {
         "--baud": (v) => (o.baud = parseSize(v, "--baud")),
         "--heap": (v) => (o.heap = parseSize(v, "--heap")),
         "--flash-size": (v) => (o.flashSize = parseSize(v, "--flash-size")),
+        "--flash-write-ms": (v) => (o.flashWriteMs = parseSize(v, "--flash-write-ms")),
         "--rx-buffer": (v) => (o.rxBuffer = parseSize(v, "--rx-buffer")),
         "--unique-id": (v) => {
             if (!/^([0-9a-fA-F]{2})+$/.test(v)) fail(`--unique-id: not hex bytes: ${v}`);

@@ -455,6 +455,13 @@ FS = mp.FS;
 
 // Flash size: a write that would make the files need more blocks than the
 // flash has fails with ENOSPC (51 here, 28 once translated).
+// Flash speed (--flash-write-ms): once the board is running, each write() to
+// a file takes that long per 4 KB started, as a sector erase/program does.
+// The interpreter thread just waits, as a board's CPU stalls on flash, while
+// the line (board.mjs) keeps putting input into the bounded input buffer:
+// on a UART board with --rx-buffer, what does not fit is dropped.
+let flashDelays = false; // off while --fs is loaded
+const flashStall = new Int32Array(new SharedArrayBuffer(4));
 {
     const origWrite = FS.write;
     FS.write = function (stream, buffer, offset, length, position, canOwn) {
@@ -466,6 +473,9 @@ FS = mp.FS;
             const extra = Math.ceil(newSize / BLOCK) - Math.ceil(oldSize / BLOCK);
             if (extra > 0 && flashUsedBlocks() + extra > flashTotalBlocks()) {
                 throw new FS.ErrnoError(51);
+            }
+            if (flashDelays && opts.flashWriteMs > 0) {
+                Atomics.wait(flashStall, 0, 0, opts.flashWriteMs * Math.ceil(length / BLOCK));
             }
         }
         return origWrite.call(this, stream, buffer, offset, length, position, canOwn);
@@ -498,6 +508,7 @@ try {
     Atomics.notify(ctl, READY);
     process.exit(2);
 }
+flashDelays = true;
 
 mp.registerJsModule("_boardjs", {
     statvfs: () => {

@@ -53,6 +53,10 @@ pub struct BoardOptions {
     pub heap: Option<u64>,
     /// Flash size in bytes: writes past it fail with ENOSPC (`None`: 16 MiB).
     pub flash_size: Option<u64>,
+    /// Milliseconds each `write()` to a file takes per 4 KB started (a flash
+    /// sector erase/program); the interpreter stalls meanwhile while input
+    /// keeps arriving (`None`: instant).
+    pub flash_write_ms: Option<u32>,
     /// Raw-paste support.
     pub raw_paste: RawPaste,
     /// Whether `hashlib` exists.
@@ -89,6 +93,7 @@ impl Default for BoardOptions {
             baud: 115_200,
             heap: None,
             flash_size: None,
+            flash_write_ms: None,
             raw_paste: RawPaste::On,
             hashlib: true,
             deflate: true,
@@ -124,6 +129,10 @@ impl BoardOptions {
         };
         opt("--heap", self.heap.map(|v| v.to_string()));
         opt("--flash-size", self.flash_size.map(|v| v.to_string()));
+        opt(
+            "--flash-write-ms",
+            self.flash_write_ms.map(|v| v.to_string()),
+        );
         opt("--rx-buffer", self.rx_buffer.map(|v| v.to_string()));
         opt("--unique-id", self.unique_id.clone());
         opt(
