@@ -207,14 +207,30 @@ impl Cache {
         self.flush()?;
         self.objects_state
             .store(0, std::sync::atomic::Ordering::Relaxed);
-        let state = encode_state(files);
+        // The parent's state as recorded here (usually: this machine's
+        // previous backup of the source). Only what changed is written.
+        let parent = snap.parents.first();
+        let old = parent.and_then(|p| self.source_state(source, p));
+        let parent_indexed = parent.is_some_and(|p| self.is_indexed(p));
+        let already: std::collections::HashSet<(Sha256, u64)> = match (&old, parent_indexed) {
+            (Some(old), true) => old.iter().map(|f| (f.sha256, f.size)).collect(),
+            _ => Default::default(),
+        };
         let mut conn = self.conn.lock().unwrap();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO sources(source, snapshot, state) VALUES(?1, ?2, ?3)",
-            params![source, &id.0[..], state],
-        )
-        .map_err(|e| self.err(e))?;
+        if old.as_deref() == Some(files) {
+            tx.execute(
+                "UPDATE sources SET snapshot=?2 WHERE source=?1",
+                params![source, &id.0[..]],
+            )
+            .map_err(|e| self.err(e))?;
+        } else {
+            tx.execute(
+                "INSERT OR REPLACE INTO sources(source, snapshot, state) VALUES(?1, ?2, ?3)",
+                params![source, &id.0[..], encode_state(files)],
+            )
+            .map_err(|e| self.err(e))?;
+        }
         tx.execute(
             "INSERT OR REPLACE INTO catalogue(id, time_ns, snapshot) VALUES(?1, ?2, ?3)",
             params![&id.0[..], snap.time_ns, snap.encode()],
@@ -229,13 +245,17 @@ impl Cache {
                 st.execute([&o.0[..]]).map_err(|e| self.err(e))?;
             }
             // Contents by hash (what `index_snapshot` would read from the
-            // trees), so the snapshot counts as indexed.
+            // trees), so the snapshot counts as indexed: those of an indexed
+            // parent are there already.
             let mut st = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO files(sha256, size, chunks) VALUES(?1, ?2, ?3)",
                 )
                 .map_err(|e| self.err(e))?;
-            for f in files {
+            for f in files
+                .iter()
+                .filter(|f| !already.contains(&(f.sha256, f.size)))
+            {
                 let ids: Vec<u8> = f.chunks.iter().flat_map(|i| i.0).collect();
                 st.execute(params![&f.sha256[..], f.size as i64, ids])
                     .map_err(|e| self.err(e))?;
@@ -247,6 +267,19 @@ impl Cache {
             .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn is_indexed(&self, id: &ObjectId) -> bool {
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            "SELECT 1 FROM indexed WHERE snapshot=?1",
+            [&id.0[..]],
+            |_| Ok(()),
+        )
+        .optional()
+        .ok()
+        .flatten()
+        .is_some()
     }
 
     /// The catalogued snapshot `id`, if any.
