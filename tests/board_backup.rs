@@ -755,3 +755,99 @@ fn board_running_a_program_that_prints_endlessly() {
     assert!(err.contains("no MicroPython raw REPL answered"), "{err}");
     assert_eq!(env.snapshots().len(), 1, "only the first board's snapshot");
 }
+
+/// The board's own code (a logger in a timer callback, the other core)
+/// changes data/big.bin while the agent pulls it, 100 KB into the session's
+/// output (the middle of that 300 KB file). By design the transport does
+/// not retry: the agent compares the file's size and mtime before and after
+/// its read, and the host the received bytes' hash with the one the board
+/// reported before the pull; either way the backup fails with one line
+/// naming the file, writes no snapshot, and a rerun stores the file as it
+/// now is.
+fn file_changed_mid_pull(overwrite: bool, hashed: bool) {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, true);
+    let uid = "c4a9c4a9c4a9c4a9".to_string();
+    if hashed {
+        // A repository that holds a file: the board hashes its files
+        // before the pull.
+        let one = env.dir("one");
+        fs::create_dir_all(&one).unwrap();
+        fs::copy(img.join("main.py"), one.join("main.py")).unwrap();
+        env.json(&["backup", one.to_str().unwrap(), "--name", "folder"]);
+    }
+    let before = env.snapshots().len();
+    let board = TestBoard::start(
+        &img,
+        &BoardOptions {
+            unique_id: Some(uid.clone()),
+            mutate_after_bytes: Some(100_000),
+            mutate_file: Some("data/big.bin".into()),
+            mutate_overwrite: overwrite,
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let err = env.fails(&["backup", &serial(&board)]);
+    assert!(
+        err.contains("data/big.bin: changed while it was read; run the backup again"),
+        "{err}"
+    );
+    assert!(err.contains(&uid), "the error names the board: {err}");
+    assert!(err.contains("no snapshot"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(env.snapshots().len(), before, "no partial snapshot");
+
+    // The change happened once; a rerun on the same board completes and
+    // holds the file as the board now has it.
+    let r = env.json(&["backup", &serial(&board)]);
+    assert_eq!(r["source"], uid.as_str());
+    assert!(
+        num(&r, "bytes_transferred") < total_bytes(&img),
+        "the rerun reuses what the failed run stored: {r}"
+    );
+    let dump = board.stop_and_dump();
+    assert_ne!(
+        fs::read(dump.join("data/big.bin")).unwrap(),
+        fs::read(img.join("data/big.bin")).unwrap(),
+        "the board changed the file"
+    );
+    let out = env.dir("out");
+    env.cmd(&["restore", &uid, "--to"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_content(&dump, &out);
+}
+
+#[test]
+fn file_grows_while_it_is_read() {
+    // Caught by the agent: the size changed.
+    file_changed_mid_pull(false, false);
+}
+
+#[test]
+fn file_grows_while_it_is_read_after_hashing() {
+    file_changed_mid_pull(false, true);
+}
+
+#[test]
+fn file_rewritten_in_place_while_it_is_read_after_hashing() {
+    // The size stays, and the mtime (whole seconds) may too: then the host
+    // catches it, the received bytes' hash differing from the board's hash
+    // taken before the pull.
+    file_changed_mid_pull(true, true);
+}
+
+// Known transport gap (fails in about half the runs): without the board's
+// hashes (a board's first backup into a repository without files), a
+// same-size rewrite is caught only by the agent's mtime check, in whole
+// seconds. When the file's previous write falls in the same second (here:
+// the image was just built; on a board, a state file rewritten every
+// second), the backup succeeds and the snapshot holds the old head and the
+// new tail, a version the board never had.
+#[test]
+#[ignore = "known gap: same-size rewrite without board hashes, within the mtime's second"]
+fn file_rewritten_in_place_while_it_is_read() {
+    file_changed_mid_pull(true, false);
+}

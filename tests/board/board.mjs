@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import {
     RX_RING_SIZE, TX_RING_SIZE, CTL_SIZE,
     RX_HEAD, RX_TAIL, TX_HEAD, TX_TAIL, KBD_REQ, RESET_REQ,
-    DUMP_REQ, DUMP_DONE, READY, WAKE,
+    DUMP_REQ, DUMP_DONE, READY, WAKE, MUTATE_REQ,
 } from "./shared.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -47,6 +47,14 @@ Starts a MicroPython test board on a pseudo-terminal and prints its path
   --unplug-after-bytes N   close the line after N bytes of output (a USB unplug)
   --reset-after-bytes N    soft-reset the board after N bytes of output
   --garble-after-bytes N   replace output bytes from the N-th on with random bytes
+  --mutate-after-bytes N   after N bytes of output, change the file --mutate-file on the
+                           board, from the interpreter thread between two of the running
+                           code's output writes (as a timer callback or the other core
+                           would); once
+  --mutate-file PATH       the board file --mutate-after-bytes changes (e.g. data/log.csv)
+  --mutate-how HOW         append (default: a line is appended, the size grows) or
+                           overwrite (the first and last 16 bytes are inverted in place,
+                           the size stays)
   --garble-count K         how many bytes --garble-after-bytes replaces (default 16)
   --seed N                 seed for the garbage (default 1)
   --pyscript-modules       keep the pure-Python modules frozen into the pyscript build
@@ -87,6 +95,9 @@ function parseArgs(argv) {
         resetAfter: -1,
         garbleAfter: -1,
         garbleCount: 16,
+        mutateAfter: -1,
+        mutateFile: null,
+        mutateHow: "append",
         seed: 1,
         verbose: false,
         trace: null,
@@ -124,6 +135,12 @@ function parseArgs(argv) {
         "--unplug-after-bytes": (v) => (o.unplugAfter = parseSize(v, "--unplug-after-bytes")),
         "--reset-after-bytes": (v) => (o.resetAfter = parseSize(v, "--reset-after-bytes")),
         "--garble-after-bytes": (v) => (o.garbleAfter = parseSize(v, "--garble-after-bytes")),
+        "--mutate-after-bytes": (v) => (o.mutateAfter = parseSize(v, "--mutate-after-bytes")),
+        "--mutate-file": (v) => (o.mutateFile = v),
+        "--mutate-how": (v) => {
+            if (!["append", "overwrite"].includes(v)) fail(`--mutate-how: append or overwrite, not ${v}`);
+            o.mutateHow = v;
+        },
         "--garble-count": (v) => (o.garbleCount = parseSize(v, "--garble-count")),
         "--seed": (v) => (o.seed = parseSize(v, "--seed")),
         "--trace": (v) => (o.trace = path.resolve(v)),
@@ -149,6 +166,7 @@ function parseArgs(argv) {
         }
     }
     if (o.heap < 16 * 1024) fail("--heap: at least 16K");
+    if ((o.mutateAfter >= 0) !== (o.mutateFile !== null)) fail("--mutate-after-bytes and --mutate-file go together");
     if (o.rxBuffer > RX_RING_SIZE) fail(`--rx-buffer: at most ${RX_RING_SIZE}`);
     if (o.fs && !fs.statSync(o.fs, { throwIfNoEntry: false })?.isDirectory()) fail(`--fs: not a directory: ${o.fs}`);
     if (o.dumpTo && fs.existsSync(o.dumpTo) && fs.readdirSync(o.dumpTo).length > 0) {
@@ -223,6 +241,7 @@ let outCount = 0; // bytes of output put on the line
 let dropped = 0;
 let unplugged = false;
 let resetDone = false;
+let mutateDone = false;
 let idleTicks = 0;
 
 // xorshift32, seeded: the same garbage each run.
@@ -369,6 +388,12 @@ function checkFaults() {
         wakeBoard();
     }
     if (opts.unplugAfter >= 0 && outCount >= opts.unplugAfter && outPending.length === 0) unplug();
+    if (opts.mutateAfter >= 0 && !mutateDone && outCount >= opts.mutateAfter) {
+        mutateDone = true;
+        log(`changing ${opts.mutateFile} after ${outCount} bytes of output`);
+        Atomics.add(ctl, MUTATE_REQ, 1);
+        wakeBoard();
+    }
 }
 
 function writeHost() {

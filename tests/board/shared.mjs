@@ -13,7 +13,7 @@ export const RX_HEAD = 0; // written by the line: bytes delivered to the board
 export const RX_TAIL = 1; // written by the board: bytes consumed
 export const TX_HEAD = 2; // written by the board: bytes produced
 export const TX_TAIL = 3; // written by the line: bytes sent to the host
-// index 4: unused
+export const MUTATE_REQ = 4; // line: --mutate-after-bytes reached (count)
 export const KBD_REQ = 5; // line: interrupt characters seen (count)
 export const RESET_REQ = 6; // line: soft resets requested (count)
 export const DUMP_REQ = 7; // line: dumps requested (count)

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import {
     RX_RING_SIZE, TX_RING_SIZE,
     RX_HEAD, RX_TAIL, TX_HEAD, TX_TAIL, KBD_REQ, RESET_REQ,
-    DUMP_REQ, DUMP_DONE, READY, WAKE,
+    DUMP_REQ, DUMP_DONE, READY, WAKE, MUTATE_REQ,
 } from "./shared.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -215,6 +215,7 @@ function waitForWake(ms) {
 
 let kbdSeen = 0;
 let resetSeen = 0;
+let mutateSeen = 0;
 let pendingReset = false; // a reset fault waits for the running code to stop
 let abortRead = false; // make a blocked stdin read return
 let mp = null;
@@ -272,6 +273,11 @@ function pollEvents(inRead) {
         pendingReset = true;
         discard = true;
         if (inRead || intrChar >= 0 || executing) schedInterrupt();
+    }
+    const mutate = Atomics.load(ctl, MUTATE_REQ);
+    if (mutate !== mutateSeen) {
+        mutateSeen = mutate;
+        mutateFile();
     }
     const dump = Atomics.load(ctl, DUMP_REQ);
     if (dump !== Atomics.load(ctl, DUMP_DONE)) {
@@ -346,6 +352,37 @@ function stdinGetChar() {
 
 // ---------------------------------------------------------------------------
 // The filesystem.
+
+// --mutate-after-bytes: the board's own code changes a file while the host
+// may be reading it (a logger in a timer callback, the other core). Runs in
+// the interpreter thread, between two writes of the running code's output,
+// so the running code sees the change at its next file operation, as on a
+// board.
+function mutateFile() {
+    const p = `${ROOT}/${opts.mutateFile.replace(/^\/+/, "")}`;
+    try {
+        if (opts.mutateHow === "append") {
+            const line = Buffer.from("changed by the board while it was read\n", "latin1");
+            const s = FS.open(p, "a");
+            FS.write(s, line, 0, line.length);
+            FS.close(s);
+        } else {
+            // The same size, other bytes at both ends: a reader that had
+            // passed the head but not the tail gets neither version.
+            const data = FS.readFile(p);
+            const k = Math.min(16, data.length);
+            const s = FS.open(p, "r+");
+            for (const at of [0, data.length - k]) {
+                const b = data.slice(at, at + k).map((x) => x ^ 0xff);
+                FS.write(s, b, 0, k, at);
+            }
+            FS.close(s);
+        }
+        log(`changed ${p} (${opts.mutateHow})`);
+    } catch (e) {
+        process.stderr.write(`test board: --mutate-file ${p}: ${e && e.message ? e.message : e}\n`);
+    }
+}
 
 function walk(node, rel, visit) {
     for (const name of Object.keys(node.contents).sort()) {

@@ -78,6 +78,15 @@ pub struct BoardOptions {
     /// Replace output bytes from this one on with random bytes (16 of them,
     /// unless `extra_args` has `--garble-count K`).
     pub garble_after_bytes: Option<u64>,
+    /// After this many bytes of output, change the board file `mutate_file`
+    /// (once), from the interpreter between two of the running code's
+    /// output writes: a file that changes while the host reads it.
+    pub mutate_after_bytes: Option<u64>,
+    /// The board file `mutate_after_bytes` changes, e.g. `data/big.bin`.
+    pub mutate_file: Option<String>,
+    /// How it changes: `false` appends a line (the size grows); `true`
+    /// inverts its first and last 16 bytes in place (the size stays).
+    pub mutate_overwrite: bool,
     /// Where the filesystem is dumped when the board stops (`None`: a
     /// temporary folder, removed with the [`BoardDump`]).
     pub dump_to: Option<PathBuf>,
@@ -103,6 +112,9 @@ impl Default for BoardOptions {
             unplug_after_bytes: None,
             reset_after_bytes: None,
             garble_after_bytes: None,
+            mutate_after_bytes: None,
+            mutate_file: None,
+            mutate_overwrite: false,
             dump_to: None,
             verbose: false,
             extra_args: Vec::new(),
@@ -147,6 +159,14 @@ impl BoardOptions {
             "--garble-after-bytes",
             self.garble_after_bytes.map(|v| v.to_string()),
         );
+        opt(
+            "--mutate-after-bytes",
+            self.mutate_after_bytes.map(|v| v.to_string()),
+        );
+        opt("--mutate-file", self.mutate_file.clone());
+        if self.mutate_overwrite {
+            a.extend(["--mutate-how".into(), "overwrite".into()]);
+        }
         match self.raw_paste {
             RawPaste::On => {}
             RawPaste::Refuse => a.push("--no-raw-paste".into()),
