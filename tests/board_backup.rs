@@ -839,15 +839,12 @@ fn file_rewritten_in_place_while_it_is_read_after_hashing() {
     file_changed_mid_pull(true, true);
 }
 
-// Known transport gap (fails in about half the runs): without the board's
-// hashes (a board's first backup into a repository without files), a
-// same-size rewrite is caught only by the agent's mtime check, in whole
-// seconds. When the file's previous write falls in the same second (here:
-// the image was just built; on a board, a state file rewritten every
-// second), the backup succeeds and the snapshot holds the old head and the
-// new tail, a version the board never had.
+// Without the board's hashes (a board's first backup into a repository
+// without files), a same-size rewrite within the mtime's second escapes the
+// agent's size/mtime check; the agent's second hash pass after the read
+// catches it (without it this failed in about half the runs: the snapshot
+// held the old head and the new tail, a version the board never had).
 #[test]
-#[ignore = "known gap: same-size rewrite without board hashes, within the mtime's second"]
 fn file_rewritten_in_place_while_it_is_read() {
     file_changed_mid_pull(true, false);
 }
