@@ -504,6 +504,9 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
     if !c.report.problems.is_empty() {
         progress.phase("finding affected files");
         c.attribute(&snaps);
+        // The local cache may vouch for a damaged object: make the next
+        // backup write it again instead of trusting the cache.
+        crate::cache_state::distrust(repo);
     }
     // Objects nothing reaches (informational).
     let mut unreferenced = 0u64;
