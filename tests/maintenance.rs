@@ -1454,3 +1454,36 @@ fn a_forgotten_snapshot_shows_as_forgotten_before_gc_collects_it() {
     belay(&repo).args(["undo-forget"]).assert().success();
     belay(&repo).args(["show", "s~2"]).assert().success();
 }
+
+#[test]
+fn a_torn_object_found_by_check_is_written_again_by_the_next_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = init(t.path());
+    let src = t.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), noise(5000, 77)).unwrap();
+    backup(&repo, &src, "s");
+    // Back up once more so the cache knows every object of the source.
+    backup(&repo, &src, "s");
+    let chunk = objects(&repo)
+        .into_keys()
+        .map(|name| {
+            let p = repo
+                .join("objects")
+                .join(&name[0..2])
+                .join(&name[2..4])
+                .join(&name);
+            (fs::read(&p).unwrap(), p)
+        })
+        .find(|(b, _)| b[5] == 1)
+        .map(|(_, p)| p)
+        .unwrap();
+    let bytes = fs::read(&chunk).unwrap();
+    fs::write(&chunk, &bytes[..bytes.len() / 2]).unwrap();
+    belay(&repo).arg("check").assert().code(3);
+    // Another source with the same content: without the check's warning to
+    // the cache, it would reuse the torn chunk.
+    let out = belay_json(&repo, &["backup", src.to_str().unwrap(), "--name", "other"]);
+    assert_eq!(out["objects_added"], 2, "{out}");
+    check_clean(&repo, true);
+}
