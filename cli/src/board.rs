@@ -24,33 +24,9 @@ use belay_transport::serial::{
 use serde_json::json;
 
 use crate::args::{BackupArgs, RestoreArgs};
+use crate::commands::Ctx;
 use crate::output::{self, print_json};
 use crate::progress::Progress;
-
-/// Output settings of the command line.
-pub struct Out {
-    pub json: bool,
-    pub quiet: bool,
-    pub verbose: u8,
-}
-
-impl Out {
-    fn info(&self, msg: impl AsRef<str>) {
-        if !self.quiet && !self.json {
-            println!("{}", msg.as_ref());
-        }
-    }
-    fn note(&self, msg: impl AsRef<str>) {
-        if !self.quiet && !self.json && std::io::stderr().is_terminal() {
-            eprintln!("{}", msg.as_ref());
-        }
-    }
-    fn warn(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!("warning: {}", msg.as_ref());
-        }
-    }
-}
 
 /// Who and when, recorded in snapshots.
 pub struct Who {
@@ -60,7 +36,7 @@ pub struct Who {
     pub time_ns: i64,
 }
 
-fn connect(out: &Out, port: &str, baud: u32) -> Result<Session> {
+fn connect(out: &Ctx, port: &str, baud: u32) -> Result<Session> {
     out.note(format!("connecting to the board on {port}…"));
     let s = Session::connect(port, baud, &ConnectOptions::default())?;
     if out.verbose > 0 {
@@ -82,7 +58,7 @@ fn connect(out: &Out, port: &str, baud: u32) -> Result<Session> {
 
 /// The local cache, or none (with a warning) if it cannot be opened: it
 /// only saves transfers.
-fn open_cache(out: &Out, repo: &Repo) -> Option<Cache> {
+fn open_cache(out: &Ctx, repo: &Repo) -> Option<Cache> {
     if std::env::var_os("BELAY_NO_CACHE").is_some() {
         return None;
     }
@@ -121,7 +97,7 @@ fn latest_for_uid(repo: &Repo, uid: &str) -> Result<Option<(String, ObjectId)>> 
 /// newest snapshot (so a name given once sticks), else its unique id. With
 /// `--name N` for a new N: the board's history continues under N (its ref
 /// starts at the board's newest snapshot).
-fn board_name(out: &Out, repo: &Repo, s: &Session, explicit: Option<&str>) -> Result<String> {
+fn board_name(out: &Ctx, repo: &Repo, s: &Session, explicit: Option<&str>) -> Result<String> {
     let uid = s.info.unique_id().map(str::to_string);
     if let Some(n) = explicit {
         belay_store::repo::validate_ref_name(n)?;
@@ -175,7 +151,7 @@ fn run_backup(
 
 #[allow(clippy::too_many_arguments)]
 pub fn backup(
-    out: &Out,
+    out: &Ctx,
     repo: &Repo,
     a: &BackupArgs,
     port: &str,
@@ -374,7 +350,7 @@ fn confirm(question: &str) -> Result<bool> {
 
 #[allow(clippy::too_many_arguments)]
 pub fn restore(
-    out: &Out,
+    out: &Ctx,
     repo: &Repo,
     a: &RestoreArgs,
     port: &str,
@@ -627,7 +603,7 @@ pub fn restore(
     Ok(())
 }
 
-pub fn devices(out: &Out) -> Result<()> {
+pub fn devices(out: &Ctx) -> Result<()> {
     let devs = devices::list().context("cannot list serial ports")?;
     if out.json {
         let arr: Vec<_> = devs

@@ -40,7 +40,7 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
                 user: username(),
                 time_ns: now_ns(),
             };
-            return crate::board::backup(&ctx.out(), repo, &a, &port, baud, who);
+            return crate::board::backup(ctx, repo, &a, &port, baud, who);
         }
     };
     let mut source = DirSource::new(&dir, a.excludes.clone(), a.skip_unreadable)

@@ -52,7 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gc(a) => gc::gc(&ctx, &open(&repo_path()?)?, a),
         Command::Check(a) => check::check(&ctx, &open(&repo_path()?)?, a),
         Command::Stats { rev } => stats::stats(&ctx, &open(&repo_path()?)?, rev.as_deref()),
-        Command::Devices => crate::board::devices(&ctx.out()),
+        Command::Devices => crate::board::devices(&ctx),
         Command::Diff(a) => diff::diff(&ctx, &open(&repo_path()?)?, a),
         Command::Tag(a) => tags::tag(&ctx, &open(&repo_path()?)?, a),
         Command::Tags => tags::list(&ctx, &open(&repo_path()?)?),
@@ -69,19 +69,25 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub(crate) fn out(&self) -> crate::board::Out {
-        crate::board::Out {
-            json: self.json,
-            quiet: self.quiet,
-            verbose: self.verbose,
-        }
-    }
-
     pub(crate) fn info(&self, msg: impl AsRef<str>) {
         if !self.quiet && !self.json {
             // A closed stdout (`belay gc | head -1`) is not worth a panic.
             use std::io::Write;
             let _ = writeln!(std::io::stdout(), "{}", msg.as_ref());
+        }
+    }
+
+    /// A remark for a person at a terminal (stderr), not for scripts.
+    pub(crate) fn note(&self, msg: impl AsRef<str>) {
+        use std::io::IsTerminal;
+        if !self.quiet && !self.json && std::io::stderr().is_terminal() {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    pub(crate) fn warn(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("warning: {}", msg.as_ref());
         }
     }
 }

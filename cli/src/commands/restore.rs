@@ -60,16 +60,7 @@ pub(crate) fn restore(ctx: &Ctx, repo: &Repo, a: RestoreArgs) -> Result<()> {
             };
             let include = matcher.as_ref().map(|m| m as &dyn Fn(&[u8]) -> bool);
             return crate::board::restore(
-                &ctx.out(),
-                repo,
-                &a,
-                &port,
-                baud,
-                id,
-                &path,
-                &entry,
-                include,
-                who,
+                ctx, repo, &a, &port, baud, id, &path, &entry, include, who,
             );
         }
     };
