@@ -365,6 +365,19 @@ fn too_big(e: Option<&TreeEntry>) -> bool {
     matches!(e.map(|e| &e.node), Some(Node::File { size, .. }) if *size > MAX_TEXT)
 }
 
+/// git's `a/PATH` / `b/PATH` names for the two sides of a patch,
+/// `/dev/null` for a side without content.
+fn side_names(p: &str, o: Option<&TreeEntry>, n: Option<&TreeEntry>) -> (String, String) {
+    let name = |side: &str, e| {
+        if has_content(e) {
+            format!("{side}/{p}")
+        } else {
+            "/dev/null".to_string()
+        }
+    };
+    (name("a", o), name("b", n))
+}
+
 fn has_content(e: Option<&TreeEntry>) -> bool {
     matches!(
         e.map(|e| &e.node),
@@ -441,16 +454,7 @@ fn compare(
     }
     if want_patch {
         let p = bpath::display(&c.path);
-        let a_name = if has_content(o) {
-            format!("a/{p}")
-        } else {
-            "/dev/null".into()
-        };
-        let b_name = if has_content(n) {
-            format!("b/{p}")
-        } else {
-            "/dev/null".into()
-        };
+        let (a_name, b_name) = side_names(&p, o, n);
         l.patch = td
             .unified_diff()
             .context_radius(context)
@@ -787,16 +791,7 @@ fn write_patch(out: &mut impl Write, colors: &Colors, c: &Change, l: &Lines) -> 
         )?;
     }
     if l.binary {
-        let a_name = if has_content(o) {
-            format!("a/{p}")
-        } else {
-            "/dev/null".into()
-        };
-        let b_name = if has_content(n) {
-            format!("b/{p}")
-        } else {
-            "/dev/null".into()
-        };
+        let (a_name, b_name) = side_names(&p, o, n);
         writeln!(out, "Binary files {a_name} and {b_name} differ")?;
     } else {
         write!(out, "{}", colors.patch(&l.patch))?;
