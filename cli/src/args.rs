@@ -17,6 +17,10 @@ pub struct Cli {
     #[arg(short = 'r', long = "repo", env = "BELAY_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
+    /// Config file (default: $XDG_CONFIG_HOME/belay/config.toml or ~/.config/belay/config.toml)
+    #[arg(long, global = true, env = "BELAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Print one JSON document on stdout instead of human output
     #[arg(long, global = true)]
     pub json: bool,
@@ -120,7 +124,7 @@ pub enum Command {
 
     /// Show what changed between two snapshots, or between a snapshot and a folder or board now
     #[command(
-        after_help = "Examples:\n  belay diff my-board                    # the latest snapshot against its parent\n  belay diff my-board~3 my-board --stat\n  belay diff shipped my-board -p -- main.py lib\n  belay diff my-board dir:./my-board     # the folder now, no snapshot written\n  belay diff pico-7 serial:/dev/ttyACM0  # the board now, compared by its own hashes\n  belay diff serial:/dev/ttyACM0         # the board now, against its latest snapshot\n  belay diff 'pico-7@{2026-03-01}' pico-7 --name-only"
+        after_help = "Examples:\n  belay diff my-board                    # the latest snapshot against its parent\n  belay diff my-board~3 my-board --stat\n  belay diff shipped my-board -p -- main.py lib\n  belay diff my-board dir:./my-board     # the folder now, no snapshot written\n  belay diff pico-7 serial:/dev/ttyACM0  # the board now, compared by its own hashes\n  belay diff serial:/dev/ttyACM0         # the board now, against its latest snapshot\n  belay diff 'pico-7@{2026-03-01}' pico-7 --name-only\n  belay diff shipped serial:/dev/ttyACM0 --exit-code > /dev/null || echo 'the board changed (or the diff failed)'"
     )]
     Diff(DiffArgs),
 
@@ -139,6 +143,37 @@ pub enum Command {
         after_help = "Examples:\n  belay find config.json                 # in the latest snapshot of every source\n  belay find 'lib/**/*.py' --source pico-7 --all\n  belay find --hash 5a5a0c1e              # a content, anywhere, by SHA-256 prefix\n\nA glob without '/' matches file names at any depth; with '/' it matches whole paths ('**' spans directories)."
     )]
     Find(FindArgs),
+
+    /// Write one snapshot (or a path inside it) as a single .zip, .tar or .tar.zst file, with a manifest
+    #[command(
+        after_help = "Examples:\n  belay export pico-7 -o pico-7.zip                 # attach a board's state to a bug report\n  belay export pico-7~2:lib -o lib.tar.zst\n  belay export shipped -o - | ssh host 'tar -x -C /srv/board'\n  belay export pico-7 -o state.bin --format tar\n\nThe archive holds the files with their mtimes and modes (symlinks too), and belay-manifest.json: the snapshot id, source, board facts, time, message, metadata, and each file's size and SHA-256. `belay import` reads it back byte for byte."
+    )]
+    Export(ExportArgs),
+
+    /// Make a snapshot from a .zip, .tar, .tar.zst or .tar.gz file (from belay export, or any plain archive)
+    #[command(
+        after_help = "Examples:\n  belay import pico-7.zip --name pico-7-from-ana -m 'Ana\'s board image'\n  belay import project.tar.gz --name project\n  curl -s https://example.org/image.tar | belay import - --name image\n\nAn archive from `belay export` is checked against its belay-manifest.json (every file's size and SHA-256) and keeps the exact mtimes, modes and board facts; nothing is written when anything differs. Names with '..', absolute names and names given twice are refused."
+    )]
+    Import(ImportArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Examples:\n  belay completions bash > ~/.local/share/bash-completion/completions/belay\n  belay completions zsh > ~/.zfunc/_belay        # with fpath+=~/.zfunc in ~/.zshrc\n  belay completions fish > ~/.config/fish/completions/belay.fish"
+    )]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (or write one page per command into a folder)
+    #[command(
+        after_help = "Examples:\n  belay man | man -l -\n  belay man --dir ~/.local/share/man/man1     # belay.1, belay-backup.1, ..."
+    )]
+    Man {
+        /// Write belay.1 and belay-COMMAND.1 for every command into DIR
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +254,9 @@ pub struct DiffArgs {
     /// Lines of context around each change with -p
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     pub context: usize,
+    /// Exit with 1 when there are differences, 0 when there are none (as git diff --exit-code)
+    #[arg(long)]
+    pub exit_code: bool,
     /// Only these paths (and what is below them)
     #[arg(last = true, value_name = "PATH")]
     pub paths: Vec<String>,
@@ -343,4 +381,40 @@ pub struct CheckArgs {
     /// Read and re-hash part of the chunks: N/M (part N of M) or P% (a different P% each day)
     #[arg(long, value_name = "N/M|P%")]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// REV[:PATH]: the snapshot, and optionally a directory or file inside it
+    pub spec: String,
+    /// The archive to write (.zip, .tar, .tar.zst); `-` for standard output (tar unless --format)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// zip, tar or tar.zst (default: from the file name)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Leave out belay-manifest.json (a plain archive)
+    #[arg(long)]
+    pub no_manifest: bool,
+    /// Replace FILE if it exists
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The archive (.zip, .tar, .tar.zst, .tar.gz; recognised by content); `-` for standard input
+    pub file: PathBuf,
+    /// Source name for the snapshot (default: the exported snapshot's source, else the file's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Message recorded in the snapshot (default: the exported snapshot's message)
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Metadata KEY=VALUE recorded in the snapshot (repeatable)
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// zip, tar, tar.zst or tar.gz, when the content does not tell
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }

@@ -113,6 +113,12 @@ fn board_name(out: &Ctx, repo: &Repo, s: &Session, explicit: Option<&str>) -> Re
         }
         return Ok(n.to_string());
     }
+    if let Some(n) = uid
+        .as_deref()
+        .and_then(|u| crate::config::get().name_for_unique_id(u))
+    {
+        return Ok(n.to_string());
+    }
     match &uid {
         Some(uid) => Ok(latest_for_uid(repo, uid)?
             .map(|(n, _)| n)

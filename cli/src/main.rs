@@ -5,6 +5,7 @@
 mod args;
 mod board;
 mod commands;
+mod config;
 mod output;
 mod progress;
 

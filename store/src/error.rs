@@ -66,6 +66,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Verify(String),
+    /// An archive to import or export: what is wrong with it.
+    #[error("{0}")]
+    Archive(String),
     #[error("interrupted")]
     Interrupted,
     #[error("local cache {path}: {reason}")]

@@ -30,6 +30,8 @@ pub const UNDO_FILE: &str = "undo.json";
 #[derive(Clone, Debug)]
 pub struct SourcePlan {
     pub source: String,
+    /// The policy applied, described (`Policy::describe`).
+    pub policy: String,
     /// Newest first.
     pub decisions: Vec<Decision<ObjectId>>,
     /// Where the head points now, and where it will point (None: removed).
@@ -66,6 +68,17 @@ pub fn plan(
     tz: &TimeZone,
 ) -> Result<ForgetPlan> {
     policy.validate().map_err(Error::Rev)?;
+    plan_per_source(repo, &|_| Some(policy.clone()), only_source, tz)
+}
+
+/// [`plan`] with a policy per source (from the user's config); a source
+/// for which `policy_for` gives none keeps every snapshot.
+pub fn plan_per_source(
+    repo: &Repo,
+    policy_for: &dyn Fn(&str) -> Option<Policy>,
+    only_source: Option<&str>,
+    tz: &TimeZone,
+) -> Result<ForgetPlan> {
     let mut tags: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
     for (name, id) in repo.list_refs(RefKind::Tag)? {
         tags.entry(id).or_default().push(name);
@@ -95,7 +108,10 @@ pub fn plan(
     }
     let mut sources = Vec::new();
     for (source, cands) in groups {
-        let decisions = retention::apply(policy, &cands, tz);
+        let Some(policy) = policy_for(&source).filter(|p| p.validate().is_ok()) else {
+            continue;
+        };
+        let decisions = retention::apply(&policy, &cands, tz);
         let head_before = heads.get(&source).copied();
         let head_after = match head_before {
             Some(h) if decisions.iter().any(|d| d.id == h && !d.keep) => {
@@ -105,6 +121,7 @@ pub fn plan(
         };
         sources.push(SourcePlan {
             source,
+            policy: policy.describe(),
             decisions,
             head_before,
             head_after,

@@ -13,6 +13,7 @@
 //!
 //! `docs/format.md` is the specification of everything written here.
 
+pub mod archive;
 pub mod atomic;
 pub mod backup;
 pub mod cache;

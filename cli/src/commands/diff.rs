@@ -6,7 +6,9 @@
 use super::Ctx;
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use belay_store::diff::{self, Change, ChangeKind, LiveDiff, PathFilter};
@@ -46,7 +48,22 @@ fn live_location(repo: &Repo, arg: &str) -> Option<Location> {
     None
 }
 
-pub(crate) fn diff(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<()> {
+/// Set by [`render`] when it shows at least one change (for `--exit-code`).
+static CHANGES_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// `belay diff`; with `--exit-code`, exit status 1 when there are
+/// differences, as git's.
+pub(crate) fn diff(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<ExitCode> {
+    let exit_code = a.exit_code;
+    diff_sides(ctx, repo, a)?;
+    Ok(if exit_code && CHANGES_SHOWN.load(Ordering::Relaxed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn diff_sides(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<()> {
     let paths: Vec<Vec<u8>> = a.paths.iter().map(|p| bpath::parse_user_path(p)).collect();
     let filter = PathFilter::new(&paths)?;
 
@@ -592,6 +609,9 @@ impl Colors {
 }
 
 fn render(ctx: &Ctx, repo: &Repo, a: &DiffArgs, changes: &[Change], side: NewSide) -> Result<()> {
+    if !changes.is_empty() {
+        CHANGES_SHOWN.store(true, Ordering::Relaxed);
+    }
     let need_lines = a.patch || a.stat;
     let mut lines: Vec<Option<Lines>> = Vec::with_capacity(changes.len());
     if need_lines {

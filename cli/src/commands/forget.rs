@@ -37,6 +37,17 @@ fn policy(a: &ForgetArgs) -> Result<Policy> {
     Ok(p)
 }
 
+fn has_keep_flags(a: &ForgetArgs) -> bool {
+    a.keep_last.is_some()
+        || a.keep_hourly.is_some()
+        || a.keep_daily.is_some()
+        || a.keep_weekly.is_some()
+        || a.keep_monthly.is_some()
+        || a.keep_yearly.is_some()
+        || a.keep_within.is_some()
+        || !a.keep_tags.is_empty()
+}
+
 fn plan_json(plan: &ForgetPlan) -> serde_json::Value {
     let hex = |i: Option<ObjectId>| i.map(|i| i.to_hex());
     json!(
@@ -44,6 +55,7 @@ fn plan_json(plan: &ForgetPlan) -> serde_json::Value {
             .iter()
             .map(|s| json!({
                 "source": s.source,
+                "policy": s.policy,
                 "head_before": hex(s.head_before),
                 "head_after": hex(s.head_after),
                 "snapshots": s.decisions.iter().map(|d| json!({
@@ -61,9 +73,30 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     if a.undo {
         return undo(ctx, repo);
     }
-    let policy = policy(&a)?;
     let tz = jiff::tz::TimeZone::system();
-    let plan = forget::plan(repo, &policy, a.source.as_deref(), &tz)?;
+    let config = crate::config::get();
+    // Without --keep-* flags: the policies of the config file, per source.
+    let (plan, described) = if !has_keep_flags(&a) && config.has_retention() {
+        if let Some(s) = &a.source
+            && config.retention_for(s).is_none()
+        {
+            anyhow::bail!(
+                "the config file has no retention policy for {s:?} (add [retention.{s}] or [retention.\"*\"]), or give --keep-* flags"
+            );
+        }
+        let plan =
+            forget::plan_per_source(repo, &|s| config.retention_for(s), a.source.as_deref(), &tz)?;
+        let from = config
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        (plan, format!("the policies of {from}"))
+    } else {
+        let policy = policy(&a)?;
+        let plan = forget::plan(repo, &policy, a.source.as_deref(), &tz)?;
+        (plan, policy.describe())
+    };
     let removed = plan.removed().count();
     let kept = plan.kept_count();
     let mut out = std::io::stdout().lock();
@@ -73,7 +106,7 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     if ctx.json {
         print_json(&json!({
             "dry_run": a.dry_run,
-            "policy": policy.describe(),
+            "policy": described,
             "kept": kept,
             "removed": removed,
             "sources": plan_json(&plan),
@@ -88,7 +121,7 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
                 "{}: keep {k}, remove {} ({})",
                 s.source,
                 s.decisions.len() - k,
-                policy.describe()
+                s.policy
             )?;
             for d in &s.decisions {
                 let line = format!(

@@ -2,6 +2,7 @@
 //! calls the store (and a transport) and prints; no repository logic lives
 //! here.
 
+mod archive;
 mod backup;
 mod browse;
 mod check;
@@ -11,6 +12,7 @@ mod forget;
 mod gc;
 mod history;
 mod restore;
+mod shell;
 mod stats;
 mod tags;
 
@@ -26,16 +28,19 @@ use crate::output::print_json;
 
 pub(crate) use browse::resolve_spec;
 
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(mut cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
         json: cli.json,
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
+    let config = crate::config::load(cli.config.as_deref())?;
+    config.apply(&mut cli.command);
+    let repo = cli.repo.clone().or_else(|| config.repository.clone());
     let repo_path = || -> Result<PathBuf> {
-        cli.repo
-            .clone()
-            .ok_or_else(|| anyhow!("no repository given: use -r PATH or set BELAY_REPO"))
+        repo.clone().ok_or_else(|| {
+            anyhow!("no repository given: use -r PATH, set BELAY_REPO, or set repository in the config file")
+        })
     };
     match cli.command {
         Command::Init => init(&ctx, &repo_path()?),
@@ -53,10 +58,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check::check(&ctx, &open(&repo_path()?)?, a),
         Command::Stats { rev } => stats::stats(&ctx, &open(&repo_path()?)?, rev.as_deref()),
         Command::Devices => crate::board::devices(&ctx),
-        Command::Diff(a) => diff::diff(&ctx, &open(&repo_path()?)?, a),
+        Command::Diff(a) => return diff::diff(&ctx, &open(&repo_path()?)?, a),
         Command::Tag(a) => tags::tag(&ctx, &open(&repo_path()?)?, a),
         Command::Tags => tags::list(&ctx, &open(&repo_path()?)?),
         Command::Find(a) => find::find(&ctx, &open(&repo_path()?)?, a),
+        Command::Export(a) => archive::export(&ctx, &open(&repo_path()?)?, a),
+        Command::Import(a) => archive::import(&ctx, &open(&repo_path()?)?, a),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { dir } => shell::man(&ctx, dir.as_deref()),
     }?;
     Ok(ExitCode::SUCCESS)
 }
