@@ -848,3 +848,424 @@ fn file_rewritten_in_place_while_it_is_read_after_hashing() {
 fn file_rewritten_in_place_while_it_is_read() {
     file_changed_mid_pull(true, false);
 }
+
+// ---- every port: firmware without a module still backs up (issue 17) ----
+
+/// Run with --json, assert success; stdout parsed, and stderr.
+fn json_and_stderr(env: &Env, args: &[&str]) -> (Value, String) {
+    let out = env.cmd(&["--json"]).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "belay {args:?} failed:\n{err}");
+    (
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout"),
+        err,
+    )
+}
+
+/// On a board whose firmware lacks `without`: a backup (warning of
+/// `warning`, if any), an unchanged re-backup, a restore of another state
+/// with --delete and a restore back, each byte-exact (the dump and the
+/// snapshots restored to folders). `check` gets the first backup's JSON and
+/// its `show`.
+fn port_without(without: &[&str], warning: Option<&str>, check: impl Fn(&Env, &Value, &Value)) {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, false);
+    let other = env.dir("other");
+    copy_dir(&img, &other);
+    fs::write(other.join("main.py"), "print('another state')\n").unwrap();
+    fs::write(other.join("lib/added.bin"), noise(5000, 3)).unwrap();
+    fs::remove_file(other.join("config.json")).unwrap();
+    env.json(&["backup", other.to_str().unwrap(), "--name", "other"]);
+    let board = TestBoard::start(
+        &img,
+        &BoardOptions {
+            without: without.iter().map(|s| s.to_string()).collect(),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let port = serial(&board);
+    let hashes = !without.contains(&"hashlib");
+    let (first, mut said) = json_and_stderr(&env, &["backup", &port]);
+    let src = first["source"].as_str().unwrap().to_string();
+    let show = env.json(&["show", &src]);
+    check(&env, &first, &show);
+
+    let (again, _) = json_and_stderr(&env, &["backup", &port]);
+    assert_eq!(again["parent"], first["snapshot"]);
+    if hashes {
+        assert_eq!(num(&again, "bytes_transferred"), 0, "unchanged: {again}");
+    }
+
+    let (_, err) = json_and_stderr(
+        &env,
+        &["restore", "other", "--to", &port, "--yes", "--delete"],
+    );
+    said += &err;
+    // The backup, or the restore where it matters (free space), says what
+    // the board lacks and what that costs.
+    if let Some(w) = warning {
+        assert!(
+            said.contains("warning:") && said.contains(w),
+            "a board without {without:?}: a warning naming {w:?}: {said}"
+        );
+    }
+    let (pulled, _) = json_and_stderr(&env, &["backup", &port, "--name", "after"]);
+    let out = env.dir("after");
+    env.cmd(&["restore", pulled["snapshot"].as_str().unwrap(), "--to"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_same_content(&other, &out);
+
+    let first_id = first["snapshot"].as_str().unwrap();
+    json_and_stderr(
+        &env,
+        &["restore", first_id, "--to", &port, "--yes", "--delete"],
+    );
+    let dump = board.stop_and_dump();
+    assert_same_content(&img, &dump);
+    let back = env.dir("back");
+    env.cmd(&["restore", first_id, "--to"])
+        .arg(&back)
+        .assert()
+        .success();
+    assert_same_content(&img, &back);
+}
+
+fn no_check(_: &Env, _: &Value, _: &Value) {}
+
+#[test]
+fn port_without_uname() {
+    port_without(&["uname"], Some("os.uname()"), |_, _, show| {
+        let fw = show["device"]["firmware"].as_str().unwrap();
+        assert!(
+            fw.starts_with("MicroPython v1.27"),
+            "from sys.version: {fw}"
+        );
+        assert!(
+            show["device"]["missing"]
+                .as_str()
+                .unwrap()
+                .contains("uname")
+        );
+    });
+}
+
+#[test]
+fn port_without_time() {
+    port_without(
+        &["time"],
+        Some("file times are not recorded"),
+        |env, first, _| {
+            let listing = env.json(&["ls", "-r", first["snapshot"].as_str().unwrap()]);
+            let entries = listing.as_array().unwrap();
+            assert!(entries.len() > 5);
+            assert!(
+                entries.iter().all(|e| e["mtime"].is_null()),
+                "no board clock, no times: {listing}"
+            );
+        },
+    );
+}
+
+#[test]
+fn port_without_statvfs() {
+    port_without(&["statvfs"], Some("os.statvfs()"), |_, _, show| {
+        assert!(show["device"]["fs_size"].is_null(), "{show}");
+    });
+}
+
+#[test]
+fn port_without_machine() {
+    port_without(
+        &["machine"],
+        Some("machine.unique_id()"),
+        |_, first, show| {
+            assert!(
+                first["source"].as_str().unwrap().starts_with("board-"),
+                "named after its port: {first}"
+            );
+            assert!(show["device"]["unique_id"].is_null());
+        },
+    );
+}
+
+#[test]
+fn port_without_unique_id() {
+    port_without(&["unique_id"], Some("machine.unique_id()"), no_check);
+}
+
+#[test]
+fn port_with_three_field_ilistdir() {
+    port_without(&["ilistdir-size"], None, no_check);
+}
+
+#[test]
+fn port_without_ilistdir() {
+    port_without(&["ilistdir"], None, no_check);
+}
+
+#[test]
+fn port_without_binascii() {
+    port_without(&["binascii"], None, no_check);
+}
+
+#[test]
+fn minimal_port_without_any_of_them() {
+    port_without(
+        &[
+            "uname",
+            "time",
+            "statvfs",
+            "machine",
+            "ilistdir-size",
+            "hashlib",
+            "deflate",
+        ],
+        Some("hashlib"),
+        no_check,
+    );
+}
+
+// ---- restores and what they leave behind (issue 15, items 3-5) ----
+
+/// Run code on a board with mpremote (an independent client), as a
+/// program on the board or a user at its REPL would change its files.
+fn on_board(board: &TestBoard, code: &str) {
+    let out = std::process::Command::new(belay_suite::board::mpremote())
+        .args([
+            "connect",
+            board.path.to_str().unwrap(),
+            "resume",
+            "exec",
+            code,
+        ])
+        .output()
+        .expect("run mpremote");
+    assert!(
+        out.status.success(),
+        "mpremote exec failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn log_of(env: &Env, rev: &str) -> Vec<Value> {
+    env.json(&["log", rev]).as_array().unwrap().clone()
+}
+
+#[test]
+fn after_a_restore_the_head_is_the_restored_state() {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, false);
+    let other = env.dir("other");
+    copy_dir(&img, &other);
+    fs::write(other.join("main.py"), "print('other')\n").unwrap();
+    fs::remove_file(other.join("config.json")).unwrap();
+    let folder = env.json(&["backup", other.to_str().unwrap(), "--name", "other"]);
+    let uid = "4e4d4e4d4e4d4e4d";
+    let board = TestBoard::start(
+        &img,
+        &BoardOptions {
+            unique_id: Some(uid.into()),
+            ..BoardOptions::unthrottled()
+        },
+    );
+    let port = serial(&board);
+    let first = env.json(&["backup", &port]);
+    let a = first["snapshot"].as_str().unwrap().to_string();
+
+    // The board holds exactly its head: that is the undo point, no
+    // second copy of it is made.
+    let r = env.json(&["restore", "other", "--to", &port, "--yes", "--delete"]);
+    assert_eq!(r["safety_snapshot"], a.as_str(), "{r}");
+    assert_eq!(r["safety_snapshot_new"], false);
+    let head = r["head"].as_str().unwrap().to_string();
+    // Right after the restore the board shows no changes against its head.
+    let d = env.json(&["diff", &port]);
+    assert_eq!(d, serde_json::json!([]), "no changes after a restore: {d}");
+    let log = log_of(&env, uid);
+    assert_eq!(log[0]["id"], head.as_str());
+    assert_eq!(log[0]["restored_from"], folder["snapshot"]);
+    assert_eq!(
+        log[1]["id"],
+        a.as_str(),
+        "NAME~1 is the state before the restore"
+    );
+    let show = env.json(&["show", &format!("{uid}~1")]);
+    assert_eq!(show["id"], a.as_str());
+    // Nothing was pulled to record the restored state.
+    let again = env.json(&["backup", &port]);
+    assert_eq!(again["parent"], head.as_str());
+    assert_eq!(num(&again, "bytes_transferred"), 0);
+
+    // The board changes; a restore saves that first (a safety snapshot,
+    // marked as one in log), and NAME~1 is again the state before.
+    on_board(
+        &board,
+        "f = open('notes.txt', 'w'); f.write('written on the board'); f.close()",
+    );
+    let r = env.json(&["restore", &a, "--to", &port, "--yes", "--delete"]);
+    assert_eq!(r["safety_snapshot_new"], true, "{r}");
+    let safety = r["safety_snapshot"].as_str().unwrap().to_string();
+    let head = r["head"].as_str().unwrap().to_string();
+    let d = env.json(&["diff", &port]);
+    assert_eq!(d, serde_json::json!([]), "no changes after a restore: {d}");
+    let log = log_of(&env, uid);
+    assert_eq!(log[0]["id"], head.as_str());
+    assert_eq!(log[0]["safety"], false);
+    assert_eq!(log[1]["id"], safety.as_str());
+    assert_eq!(log[1]["safety"], true);
+    let oneline = env.cmd(&["log", uid, "--oneline"]).output().unwrap();
+    let text = String::from_utf8_lossy(&oneline.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("restored"), "{text}");
+    assert!(lines[1].contains("safety snapshot"), "{text}");
+    let pre = env.dir("pre");
+    env.cmd(&["restore", &format!("{uid}~1"), "--to"])
+        .arg(&pre)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(pre.join("notes.txt")).unwrap(),
+        b"written on the board"
+    );
+    let dump = board.stop_and_dump();
+    assert_same_content(&img, &dump);
+}
+
+#[test]
+fn restore_delete_keeps_what_the_backup_excluded() {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, false);
+    fs::write(img.join("data/log.csv"), "t,v\n1,2\n").unwrap();
+    fs::write(img.join("data/blob.bin"), noise(3000, 5)).unwrap();
+    let board = TestBoard::start(&img, &BoardOptions::unthrottled());
+    let port = serial(&board);
+    let x = env.json(&[
+        "backup",
+        &port,
+        "--exclude",
+        "data/log.csv",
+        "--exclude",
+        "*.bin",
+    ]);
+    let xid = x["snapshot"].as_str().unwrap();
+    let show = env.json(&["show", xid]);
+    assert_eq!(show["meta"]["belay.exclude"], "data/log.csv\n*.bin");
+    let dry = env.json(&["restore", xid, "--to", &port, "--delete", "--dry-run"]);
+    let removes = dry["changes"]["remove"].as_array().unwrap();
+    assert!(
+        removes.is_empty(),
+        "excluded at backup, never deleted: {dry}"
+    );
+    env.json(&["restore", xid, "--to", &port, "--delete", "--yes"]);
+    let dump = board.stop_and_dump();
+    assert_same_content(&img, &dump);
+}
+
+#[test]
+fn a_belayignore_on_the_board_is_honoured() {
+    let env = Env::new();
+    let img = env.dir("img");
+    build_image(&img, false);
+    fs::write(
+        img.join(".belayignore"),
+        "# the board's own\nsecret.txt\ncache/\n",
+    )
+    .unwrap();
+    fs::write(img.join("secret.txt"), "wifi password\n").unwrap();
+    fs::create_dir_all(img.join("cache")).unwrap();
+    fs::write(img.join("cache/c.bin"), noise(2000, 9)).unwrap();
+    fs::write(img.join("lib/.belayignore"), "*.tmp\n").unwrap();
+    fs::write(img.join("lib/scratch.tmp"), "x\n").unwrap();
+    let board = TestBoard::start(&img, &BoardOptions::unthrottled());
+    let port = serial(&board);
+    let b = env.json(&["backup", &port]);
+    let listing = env.json(&["ls", "-r", b["snapshot"].as_str().unwrap()]);
+    let paths: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&".belayignore"), "{paths:?}");
+    assert!(paths.contains(&"lib/.belayignore"), "{paths:?}");
+    for left_out in ["secret.txt", "cache", "cache/c.bin", "lib/scratch.tmp"] {
+        assert!(
+            !paths.contains(&left_out),
+            "{left_out} is ignored: {paths:?}"
+        );
+    }
+    // A restore with --delete of a state without those files leaves them.
+    let other = env.dir("other");
+    fs::create_dir_all(other.join("lib")).unwrap();
+    fs::write(other.join("main.py"), "print('other')\n").unwrap();
+    env.json(&["backup", other.to_str().unwrap(), "--name", "other"]);
+    env.json(&["restore", "other", "--to", &port, "--delete", "--yes"]);
+    let dump = board.stop_and_dump();
+    assert_eq!(
+        fs::read(dump.join("secret.txt")).unwrap(),
+        b"wifi password\n"
+    );
+    assert!(dump.join("cache/c.bin").exists());
+    assert!(dump.join("lib/scratch.tmp").exists());
+    assert!(!dump.join("boot.py").exists(), "not ignored: removed");
+    assert!(
+        !dump.join(".belayignore").exists(),
+        "not in the snapshot: removed"
+    );
+}
+
+/// Progress lines (`-vv` off a terminal) from a command's stderr.
+fn progress_lines(err: &str, what: &str) -> usize {
+    err.lines()
+        .filter(|l| l.starts_with(&format!("progress: {what}:")))
+        .count()
+}
+
+#[test]
+fn board_progress_moves_within_a_file_and_while_hashing() {
+    let env = Env::new();
+    let img = env.dir("img");
+    fs::create_dir_all(&img).unwrap();
+    fs::write(img.join("main.py"), "print(1)\n").unwrap();
+    fs::write(img.join("big.bin"), noise(300 * 1024, 4)).unwrap();
+    let board = TestBoard::start(&img, &BoardOptions::unthrottled());
+    let port = serial(&board);
+    // One 300 KB file: the bar moves by the bytes pulled, tenth by tenth.
+    let out = env.cmd(&["-vv", "backup", &port]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(progress_lines(&err, "backup") >= 9, "{err}");
+    // Unchanged: the board hashes, and says how far it is within the file.
+    let out = env.cmd(&["-vv", "backup", &port]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(progress_lines(&err, "hashing on the board") >= 4, "{err}");
+    let j = env.json(&["backup", &port]);
+    assert_eq!(num(&j, "files_hashed"), 2, "{j}");
+    assert_eq!(num(&j, "bytes_hashed"), 300 * 1024 + 9);
+    // Pushing it back: the bar moves within the file too.
+    let folder = env.dir("folder");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("big.bin"), noise(300 * 1024, 5)).unwrap();
+    env.json(&["backup", folder.to_str().unwrap(), "--name", "folder"]);
+    let out = env
+        .cmd(&[
+            "-vv",
+            "restore",
+            "folder",
+            "--to",
+            &port,
+            "--yes",
+            "--no-safety-snapshot",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(progress_lines(&err, "restore") >= 9, "{err}");
+}

@@ -8,15 +8,23 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
 use belay_store::backup::{self, BackupOptions, BackupReport, KnownFiles};
 use belay_store::cache::Cache;
+use belay_store::cache_state::FileState;
+use belay_store::id::Sha256;
 use belay_store::path as bpath;
 use belay_store::repo::RefKind;
 use belay_store::restore::{self, PathFilter, PlannedEntry, RestoreOptions};
-use belay_store::source::{Sink, SourceKind};
+use belay_store::snapshot::{META_RESTORE_OF, META_RESTORED_FROM, META_SAFETY, Snapshot};
+use belay_store::source::{ExistingEntry, Sink, SourceKind};
 use belay_store::tree::{Node, TreeEntry};
+use belay_store::walk;
 use belay_store::{ObjectId, Repo};
 use belay_transport::devices;
+use belay_transport::ignore_rules::{IgnoreRules, is_ignore_file};
 use belay_transport::serial::{
     BoardSink, BoardSource, ConnectOptions, PullOptions, Session, board as sboard, port,
     session::TEMP_SUFFIX,
@@ -39,7 +47,14 @@ pub struct Who {
 fn connect(out: &Ctx, port: &str, baud: u32) -> Result<Session> {
     out.note(format!("connecting to the board on {port}…"));
     let s = Session::connect(port, baud, &ConnectOptions::default())?;
+    for w in s.info.capability_warnings() {
+        out.warn(format!("{}: {w}", s.label()));
+    }
     if out.verbose > 0 {
+        let missing = s.info.missing();
+        if !missing.is_empty() {
+            eprintln!("{}: the firmware lacks {}", s.label(), missing.join(", "));
+        }
         eprintln!(
             "{}: {} ({}), agent in {} mode, uploaded with {}",
             s.label(),
@@ -143,16 +158,82 @@ fn pull_options(s: &Session, deflate: Option<bool>, hash: bool) -> PullOptions {
 
 fn run_backup(
     repo: &Repo,
-    session: &Mutex<Session>,
-    pull: PullOptions,
-    excludes: &[String],
+    source: &BoardSource,
     opts: &BackupOptions,
-    cache: Option<&Cache>,
+    known: Option<&dyn KnownFiles>,
     progress: &Progress,
 ) -> Result<BackupReport> {
-    let source = BoardSource::new(session, pull).with_excludes(excludes)?;
-    let known = cache.map(|c| c as &dyn KnownFiles);
-    Ok(backup::backup_with(repo, &source, opts, known, progress)?)
+    Ok(backup::backup_with(repo, source, opts, known, progress)?)
+}
+
+/// What the backup that records a board's state right after a restore may
+/// take without pulling it: the files of the restored snapshot (every one
+/// was verified by the board's hash as it was written), then the cache.
+struct RestoredFiles<'a> {
+    files: HashMap<(Sha256, u64), Vec<ObjectId>>,
+    cache: Option<&'a Cache>,
+}
+
+impl KnownFiles for RestoredFiles<'_> {
+    fn lookup(&self, sha256: &Sha256, size: u64) -> Option<Vec<ObjectId>> {
+        self.files
+            .get(&(*sha256, size))
+            .cloned()
+            .or_else(|| self.cache?.lookup(sha256, size))
+    }
+    fn record(&self, sha256: &Sha256, size: u64, chunks: &[ObjectId]) {
+        if let Some(c) = self.cache {
+            c.record(sha256, size, chunks)
+        }
+    }
+    fn parent_state(&self, source: &str, parent: &ObjectId) -> Option<Vec<FileState>> {
+        self.cache?.parent_state(source, parent)
+    }
+    fn has_object(&self, id: &ObjectId) -> bool {
+        self.cache.is_some_and(|c| c.has_object(id))
+    }
+    fn generation(&self) -> Option<u64> {
+        self.cache?.generation()
+    }
+    fn committed(
+        &self,
+        source: &str,
+        id: &ObjectId,
+        snap: &Snapshot,
+        files: &[FileState],
+        objects: &[ObjectId],
+    ) {
+        if let Some(c) = self.cache {
+            c.committed(source, id, snap, files, objects)
+        }
+    }
+}
+
+/// Whether the board holds exactly what snapshot `head` holds (same paths,
+/// kinds and SHA-256 by the board's own hashes): then `head` already is the
+/// undo point and no safety snapshot is needed. False when the board
+/// cannot hash.
+fn board_holds(repo: &Repo, head: &ObjectId, existing: &[ExistingEntry]) -> Result<bool> {
+    let snap = repo.read_snapshot(head)?;
+    let mut want: HashMap<Vec<u8>, Option<Sha256>> = HashMap::new();
+    for (p, e) in walk::flatten(repo, &snap.tree)? {
+        let sha = match e.node {
+            Node::Dir { .. } => None,
+            Node::File { sha256, .. } => Some(sha256),
+            Node::Symlink { .. } => return Ok(false),
+        };
+        want.insert(p, sha);
+    }
+    if want.len() != existing.len() {
+        return Ok(false);
+    }
+    Ok(existing
+        .iter()
+        .all(|e| match (want.get(&e.entry.path), &e.entry.kind) {
+            (Some(None), SourceKind::Dir) => true,
+            (Some(Some(h)), SourceKind::File) => e.sha256.as_ref() == Some(h),
+            _ => false,
+        }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -170,12 +251,6 @@ pub fn backup(
     port::install_interrupt_handler();
     let session = connect(out, port, baud)?;
     let hash = !a.no_hash;
-    if hash && !session.info.has_hashlib() {
-        out.warn(format!(
-            "{}: the board has no hashlib, so it cannot hash its files: every file is pulled (and checked by size only)",
-            session.label()
-        ));
-    }
     let name = board_name(out, repo, &session, a.name.as_deref())?;
     // Hashing on the board pays only when the repository may already hold
     // some of the files: not for a board's first backup into a repository
@@ -202,16 +277,23 @@ pub fn backup(
         "{label}: listing{} its files…",
         if pull.hash { " and hashing" } else { "" }
     ));
-    let progress = Progress::new(out.quiet || out.json, "backup");
-    let result = run_backup(
-        repo,
-        &session,
-        pull,
-        &a.excludes,
-        &opts,
-        cache.as_ref(),
-        &progress,
-    );
+    let progress = Progress::new(out.quiet || out.json, "backup").logged(out.verbose);
+    session
+        .lock()
+        .unwrap()
+        .set_hash_progress(Some(progress.hash_reporter()));
+    let result = BoardSource::new(&session, pull)
+        .with_excludes(&a.excludes)
+        .map_err(anyhow::Error::from)
+        .and_then(|source| {
+            run_backup(
+                repo,
+                &source,
+                &opts,
+                cache.as_ref().map(|c| c as &dyn KnownFiles),
+                &progress,
+            )
+        });
     progress.finish();
     let session = session.into_inner().unwrap_or_else(|e| e.into_inner());
     let transferred = session.payload_bytes;
@@ -226,6 +308,7 @@ pub fn backup(
     // the snapshot.
     let mut session = session;
     let wire_total = session.wire_bytes();
+    let (files_hashed, bytes_hashed) = (session.hashed_files, session.hashed_bytes);
     for w in std::mem::take(&mut session.warnings) {
         out.warn(w);
     }
@@ -254,6 +337,8 @@ pub fn backup(
             "bytes_added": s.bytes_added,
             "objects_added": s.objects_added,
             "bytes_transferred": transferred,
+            "files_hashed": files_hashed,
+            "bytes_hashed": bytes_hashed,
             "wire_bytes": wire_total,
             "deflate": deflate_used,
             "warnings": report.warnings,
@@ -384,7 +469,56 @@ pub fn restore(
     let session = Mutex::new(session);
     let sink = BoardSink::new(&session, window);
     out.note(format!("{label}: listing and hashing its files…"));
-    let existing = sink.existing()?;
+    let hashing = Progress::new(out.quiet || out.json, "restore").logged(out.verbose);
+    session
+        .lock()
+        .unwrap()
+        .set_hash_progress(Some(hashing.hash_reporter()));
+    let existing = sink.existing();
+    hashing.finish();
+    session.lock().unwrap().set_hash_progress(None);
+    let existing = existing?;
+    let deflate = session.lock().unwrap().info.can_deflate();
+    let pull = PullOptions {
+        deflate,
+        hash: true,
+    };
+    // What backups of this board leave out (its .belayignore files), and
+    // what --delete must never remove: that, and what the restored
+    // snapshot's backup left out (its --exclude globs and the
+    // .belayignore files it holds).
+    let board_rules = BoardSource::new(&session, pull.clone()).rules(&mut |w| out.warn(w))?;
+    let mut keep_rules = IgnoreRules::new(&repo.read_snapshot(&id)?.excludes())?;
+    keep_rules.merge(&board_rules);
+    for p in &planned {
+        if let Node::File {
+            size,
+            sha256,
+            chunks,
+        } = &p.entry.node
+            && is_ignore_file(&p.path)
+        {
+            let mut content = Vec::new();
+            restore::ContentReader::new(repo, chunks, *size, *sha256, &p.path)
+                .read_to_end(&mut content)?;
+            for w in keep_rules.add_file(&p.path, &content) {
+                out.warn(w);
+            }
+        }
+    }
+    let mut kept: HashSet<Vec<u8>> = HashSet::new();
+    for e in existing.as_deref().unwrap_or(&[]) {
+        let p = &e.entry.path;
+        if keep_rules.is_ignored(p, e.entry.kind == SourceKind::Dir) {
+            // And its directories, which cannot go while it stays.
+            let mut q = p.as_slice();
+            kept.insert(q.to_vec());
+            while let Some(i) = q.iter().rposition(|&b| b == b'/') {
+                q = &q[..i];
+                kept.insert(q.to_vec());
+            }
+        }
+    }
     // --delete reaches only what the restore covers: PATH, and --include.
     let mut prefix = path.to_vec();
     prefix.push(b'/');
@@ -397,7 +531,7 @@ pub fn restore(
         } else {
             p.strip_prefix(prefix.as_slice())
         };
-        rel.is_some_and(|r| include.is_none_or(|f| f(r)))
+        rel.is_some_and(|r| include.is_none_or(|f| f(r))) && !kept.contains(p)
     };
     let ropts = RestoreOptions {
         delete: a.delete,
@@ -466,6 +600,12 @@ pub fn restore(
     // Enough room? (LittleFS needs the new copy before the old one goes.)
     {
         let s = session.lock().unwrap();
+        if s.info.fs_free().is_none() {
+            out.warn(format!(
+                "{label}: the board has no os.statvfs(), so its free space is unknown: not checked before writing {}",
+                output::size(changes.bytes_to_write())
+            ));
+        }
         if let (Some(free), Some(bs)) = (s.info.fs_free(), s.info.fs_block()) {
             let blocks = |n: u64| n.div_ceil(bs.max(1)) * bs;
             let sizes: std::collections::HashMap<&[u8], u64> = existing
@@ -508,73 +648,152 @@ pub fn restore(
         }
     }
     port::install_interrupt_handler();
-    // The safety snapshot: what the board holds now, before anything changes.
+    let cache = open_cache(out, repo);
+    let name = board_name(out, repo, &session.lock().unwrap(), None)?;
+    // The safety snapshot: what the board holds now, before anything
+    // changes; or its head, when the board holds exactly that.
     let mut safety = None;
+    let mut safety_new = false;
+    let head = repo.read_ref(RefKind::Head, &name)?;
     if !a.no_safety_snapshot {
-        let cache = open_cache(out, repo);
-        let name = board_name(out, repo, &session.lock().unwrap(), None)?;
-        let mut meta = vec![
-            ("belay.safety".to_string(), "restore".to_string()),
-            ("belay.restore_of".to_string(), id.to_hex()),
-        ];
-        meta.extend(who.meta.iter().cloned());
-        let opts = BackupOptions {
-            name: name.clone(),
-            message: format!("safety snapshot before restore of {}", id.short()),
-            meta,
-            host: who.host.clone(),
-            user: who.user.clone(),
-            time_ns: who.time_ns,
-            skip_unreadable: false,
-        };
-        let progress = Progress::new(out.quiet || out.json, "safety snapshot");
-        let deflate = session.lock().unwrap().info.can_deflate();
-        let r = run_backup(
-            repo,
-            &session,
-            PullOptions {
-                deflate,
-                hash: true,
-            },
-            &[],
-            &opts,
-            cache.as_ref(),
-            &progress,
-        );
-        progress.finish();
-        let r = r.with_context(|| {
-            format!("{label}: the safety snapshot failed, so the board was not changed (use --no-safety-snapshot to restore without one)")
-        })?;
-        if let Some(c) = &cache {
-            let _ = c.index_snapshot(repo, &r.snapshot);
+        let backed_up: Vec<ExistingEntry> = existing
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .filter(|e| !board_rules.is_ignored(&e.entry.path, e.entry.kind == SourceKind::Dir))
+            .cloned()
+            .collect();
+        if let Some(h) = head
+            && board_holds(repo, &h, &backed_up)?
+            && !changes
+                .writes
+                .iter()
+                .any(|w| board_rules.is_ignored(&w.path, false))
+        {
+            out.info(format!(
+                "{label} holds snapshot {} of {name}: nothing to save first (undo with: belay restore {} --to serial:{port} --delete)",
+                h.short(),
+                h.short()
+            ));
+            safety = Some(h);
+        } else {
+            let mut meta = vec![
+                (META_SAFETY.to_string(), "restore".to_string()),
+                (META_RESTORE_OF.to_string(), id.to_hex()),
+            ];
+            meta.extend(who.meta.iter().cloned());
+            let opts = BackupOptions {
+                name: name.clone(),
+                message: format!("safety snapshot before restore of {}", id.short()),
+                meta,
+                host: who.host.clone(),
+                user: who.user.clone(),
+                time_ns: who.time_ns,
+                skip_unreadable: false,
+            };
+            let progress = Progress::new(out.quiet || out.json, "safety snapshot");
+            // Everything the restore overwrites or removes is in it, even
+            // where the board's .belayignore leaves it out of backups.
+            let touched = changes
+                .writes
+                .iter()
+                .map(|w| w.path.clone())
+                .chain(changes.removes.iter().map(|r| r.0.clone()));
+            let source = BoardSource::new(&session, pull.clone()).with_forced(touched);
+            let r = backup::backup_with(
+                repo,
+                &source,
+                &opts,
+                cache.as_ref().map(|c| c as &dyn KnownFiles),
+                &progress,
+            )
+            .map_err(anyhow::Error::from);
+            progress.finish();
+            let r = r.with_context(|| {
+                format!("{label}: the safety snapshot failed, so the board was not changed (use --no-safety-snapshot to restore without one)")
+            })?;
+            if let Some(c) = &cache {
+                let _ = c.index_snapshot(repo, &r.snapshot);
+            }
+            out.info(format!(
+                "safety snapshot {} of {name} saved (undo with: belay restore {} --to serial:{port} --delete)",
+                r.snapshot.short(),
+                r.snapshot.short()
+            ));
+            safety = Some(r.snapshot);
+            safety_new = true;
         }
-        out.info(format!(
-            "safety snapshot {} of {name} saved (undo with: belay restore {} --to serial:{port} --delete)",
-            r.snapshot.short(),
-            r.snapshot.short()
-        ));
-        safety = Some(r.snapshot);
     }
-    let progress = Progress::new(out.quiet || out.json, "restore");
+    let progress = Progress::new(out.quiet || out.json, "restore").logged(out.verbose);
+    let before = session.lock().unwrap().payload_bytes;
     let result = restore::apply(repo, &changes, &sink, &progress);
     progress.finish();
-    let s = session.into_inner().unwrap_or_else(|e| e.into_inner());
-    let pushed = s.payload_bytes;
+    let pushed = session.lock().unwrap().payload_bytes - before;
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            drop(s);
+            drop(session);
             let hint = safety
-                .map(|id| {
-                    format!(
-                        "; the board's earlier state is in safety snapshot {}",
-                        id.short()
-                    )
-                })
+                .map(|id| format!("; the board's earlier state is in snapshot {}", id.short()))
                 .unwrap_or_default();
             return Err(anyhow!(e).context(format!("restore to {label} failed part way{hint}")));
         }
     };
+    // The board's new state becomes the head of its history, so `diff
+    // serial:PORT` compares with what was restored and NAME~1 is the state
+    // before the restore. One walk; the hashes are the board's own from
+    // this session (unchanged files, and each written file's verification)
+    // and the content is the restored snapshot's: nothing is pulled.
+    let restored: HashMap<(Sha256, u64), Vec<ObjectId>> = planned
+        .iter()
+        .filter_map(|p| match &p.entry.node {
+            Node::File {
+                size,
+                sha256,
+                chunks,
+            } => Some(((*sha256, *size), chunks.clone())),
+            _ => None,
+        })
+        .collect();
+    let known = RestoredFiles {
+        files: restored,
+        cache: cache.as_ref(),
+    };
+    let mut meta = vec![(META_RESTORED_FROM.to_string(), id.to_hex())];
+    meta.extend(who.meta.iter().cloned());
+    let opts = BackupOptions {
+        name: name.clone(),
+        message: format!("restored {}", id.short()),
+        meta,
+        host: who.host.clone(),
+        user: who.user.clone(),
+        time_ns: crate::commands::now_ns().max(who.time_ns + 1),
+        skip_unreadable: false,
+    };
+    let progress = Progress::new(out.quiet || out.json, "recording");
+    let after = run_backup(
+        repo,
+        &BoardSource::new(&session, pull),
+        &opts,
+        Some(&known),
+        &progress,
+    );
+    progress.finish();
+    let after = match after {
+        Ok(r) => {
+            if let Some(c) = &cache {
+                let _ = c.index_snapshot(repo, &r.snapshot);
+            }
+            Some(r.snapshot)
+        }
+        Err(e) => {
+            out.warn(format!(
+                "{label}: the restore succeeded but its result could not be recorded ({e:#}); back the board up to record it"
+            ));
+            None
+        }
+    };
+    let s = session.into_inner().unwrap_or_else(|e| e.into_inner());
     let wire = s.wire_bytes();
     if let Err(e) = s.close() {
         out.warn(format!("{e}"));
@@ -585,6 +804,9 @@ pub fn restore(
             "target": format!("serial:{port}"),
             "board": label,
             "safety_snapshot": safety.map(|s| s.to_hex()),
+            "safety_snapshot_new": safety_new,
+            "head": after.map(|s| s.to_hex()),
+            "source": name,
             "files": report.files,
             "dirs": report.dirs,
             "bytes": report.bytes,
@@ -605,6 +827,12 @@ pub fn restore(
             report.unchanged,
             started.elapsed().as_secs_f64()
         ));
+        if let Some(h) = after {
+            out.info(format!(
+                "the board's new state is snapshot {} of {name} (its parent, {name}~1, is the state before)",
+                h.short()
+            ));
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Formatting shared by commands: times, sizes, modes, JSON.
 
 use belay_store::ObjectId;
-use belay_store::snapshot::Snapshot;
+use belay_store::snapshot::{META_RESTORED_FROM, Snapshot};
 use belay_store::tree::{Node, TreeEntry};
 use serde_json::{Value, json};
 
@@ -52,7 +52,20 @@ pub fn snapshot_json(id: &ObjectId, s: &Snapshot, tags: &[String]) -> Value {
         "source": s.source,
         "message": s.message,
         "tags": tags,
+        "safety": s.is_safety(),
+        "restored_from": s.meta_value(META_RESTORED_FROM),
     })
+}
+
+/// What a snapshot is, when belay made it around a restore (for `log`).
+pub fn restore_role(s: &Snapshot) -> Option<&'static str> {
+    if s.is_safety() {
+        Some("safety snapshot")
+    } else if s.meta_value(META_RESTORED_FROM).is_some() {
+        Some("restored")
+    } else {
+        None
+    }
 }
 
 pub fn print_json(v: &Value) {

@@ -1,18 +1,27 @@
 //! Progress bars on stderr (files, bytes, throughput, ETA): drawn only on a
-//! terminal and without -q. Warnings go to stderr unless -q.
+//! terminal and without -q. Warnings go to stderr unless -q. With `-vv` and
+//! stderr not a terminal (a log file, CI), progress is written as a line
+//! at the start and at each further tenth of the bytes instead.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use belay_store::backup::BackupProgress;
 use belay_store::restore::RestoreProgress;
+use belay_transport::serial::HashProgress;
+use belay_transport::serial::session::HashProgressFn;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Progress {
     bar: ProgressBar,
     quiet: bool,
+    verb: &'static str,
     files_total: AtomicU64,
     files_done: AtomicU64,
+    /// Line logging (`-vv` off a terminal): the last tenth reported + 1
+    /// (0: nothing yet).
+    log: Option<Arc<AtomicU64>>,
 }
 
 impl Progress {
@@ -32,9 +41,19 @@ impl Progress {
         Progress {
             bar,
             quiet,
+            verb,
             files_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
+            log: None,
         }
+    }
+
+    /// Write progress as lines when no bar is drawn (`-vv`, not a terminal).
+    pub fn logged(mut self, verbose: u8) -> Progress {
+        if verbose >= 2 && !self.quiet && !std::io::stderr().is_terminal() {
+            self.log = Some(Arc::new(AtomicU64::new(0)));
+        }
+        self
     }
 
     pub fn finish(&self) {
@@ -50,14 +69,71 @@ impl Progress {
 
     fn begin(&self, files: u64, bytes: u64) {
         self.files_total.store(files, Ordering::Relaxed);
+        self.files_done.store(0, Ordering::Relaxed);
+        // After a hashing phase the same bar starts again for the transfer.
+        self.bar.reset();
+        self.bar.set_prefix(self.verb);
         self.bar.set_length(bytes);
         self.bar.set_message(format!("0/{files} files"));
+        if let Some(l) = &self.log {
+            l.store(0, Ordering::Relaxed);
+        }
+        self.log_line();
     }
 
     fn one_file_done(&self) {
         let done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.files_total.load(Ordering::Relaxed);
         self.bar.set_message(format!("{done}/{total} files"));
+    }
+
+    fn add_bytes(&self, n: u64) {
+        self.bar.inc(n);
+        self.log_line();
+    }
+
+    /// A line for the log, once per tenth of the bytes.
+    fn log_line(&self) {
+        if let Some(l) = &self.log {
+            log_step(
+                l,
+                self.verb,
+                self.bar.position(),
+                self.bar.length().unwrap_or(0),
+                &self.bar.message(),
+            );
+        }
+    }
+
+    /// Shows the board hashing its files, on the same bar (until the
+    /// transfer starts).
+    pub fn hash_reporter(&self) -> HashProgressFn {
+        let bar = self.bar.clone();
+        let log = self.log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
+        Box::new(move |p: &HashProgress| {
+            if p.files_done == 0 && p.bytes_done == 0 {
+                bar.reset();
+                bar.set_prefix("hashing on the board");
+                bar.set_length(p.bytes);
+            }
+            bar.set_position(p.bytes_done);
+            let msg = format!("{}/{} files", p.files_done, p.files);
+            bar.set_message(msg.clone());
+            if let Some(l) = &log {
+                log_step(l, "hashing on the board", p.bytes_done, p.bytes, &msg);
+            }
+        })
+    }
+}
+
+fn log_step(last: &AtomicU64, what: &str, pos: u64, len: u64, msg: &str) {
+    let tenth = (pos.min(len) * 10).checked_div(len).unwrap_or(10).min(10);
+    if last.fetch_max(tenth + 1, Ordering::Relaxed) < tenth + 1 {
+        eprintln!(
+            "progress: {what}: {} of {} ({msg})",
+            crate::output::size(pos),
+            crate::output::size(len)
+        );
     }
 }
 
@@ -66,7 +142,7 @@ impl BackupProgress for Progress {
         self.begin(files, bytes)
     }
     fn bytes(&self, n: u64) {
-        self.bar.inc(n)
+        self.add_bytes(n)
     }
     fn file_done(&self) {
         self.one_file_done()
@@ -81,7 +157,7 @@ impl RestoreProgress for Progress {
         self.begin(files, bytes)
     }
     fn bytes(&self, n: u64) {
-        self.bar.inc(n)
+        self.add_bytes(n)
     }
     fn file_done(&self) {
         self.one_file_done()

@@ -146,13 +146,22 @@ pub fn restore(
             mode: p.entry.mode,
             mtime_ns: p.entry.mtime_ns,
         };
-        let r = sink.write_file(&p.path, *size, &mut reader, &meta);
+        // Progress as the sink takes the bytes (a board takes seconds per
+        // file), not once per file.
+        let r = sink.write_file(
+            &p.path,
+            *size,
+            &mut Reported {
+                inner: &mut reader,
+                progress,
+            },
+            &meta,
+        );
         if let Some(err) = reader.error.take() {
             return Err(err);
         }
         r.map_err(|e| sink_err(&p.path, e))?;
         written.fetch_add(*size, Ordering::Relaxed);
-        progress.bytes(*size);
         progress.file_done();
         Ok(())
     };
@@ -185,6 +194,20 @@ pub fn restore(
         }
     }
     Ok(report)
+}
+
+/// Reports the bytes read through it as restore progress.
+struct Reported<'a, R> {
+    inner: &'a mut R,
+    progress: &'a dyn RestoreProgress,
+}
+
+impl<R: Read> Read for Reported<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes(n as u64);
+        Ok(n)
+    }
 }
 
 /// Streams a file's content from its chunks. Each chunk is verified by its

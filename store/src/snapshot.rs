@@ -48,6 +48,16 @@ pub struct Snapshot {
     pub summary: Summary,
 }
 
+/// `meta` keys belay itself writes (docs/format.md §6). A safety snapshot
+/// taken before a restore: `belay.safety=restore` and `belay.restore_of` =
+/// the restored snapshot's id.
+pub const META_SAFETY: &str = "belay.safety";
+pub const META_RESTORE_OF: &str = "belay.restore_of";
+/// The state recorded right after a restore to a board: the id restored.
+pub const META_RESTORED_FROM: &str = "belay.restored_from";
+/// The backup's `--exclude` globs, one per line, in the order given.
+pub const META_EXCLUDE: &str = "belay.exclude";
+
 #[derive(Serialize, Deserialize)]
 enum SnapshotRecord {
     V1(Snapshot),
@@ -66,6 +76,26 @@ impl Snapshot {
             }
         }
         Ok(s)
+    }
+
+    /// The value of a `meta` key.
+    pub fn meta_value(&self, key: &str) -> Option<&str> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether this is a safety snapshot taken before a restore.
+    pub fn is_safety(&self) -> bool {
+        self.meta_value(META_SAFETY).is_some()
+    }
+
+    /// The `--exclude` globs the backup was made with.
+    pub fn excludes(&self) -> Vec<String> {
+        self.meta_value(META_EXCLUDE)
+            .map(|v| v.lines().map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// `time_ns` as a timestamp.

@@ -41,9 +41,15 @@ Starts a MicroPython test board on a pseudo-terminal and prints its path
                            raw-paste command it does not support), absent (firmware older
                            than v1.14: Ctrl-A just re-prints the raw REPL banner)
   --no-raw-paste           same as --raw-paste refuse
-  --no-hashlib             no hashlib module
-  --no-deflate             no deflate module
-  --no-buffer              no sys.stdin.buffer / sys.stdout.buffer
+  --without LIST           what the board's firmware lacks, comma-separated: uname
+                           (os.uname), time (time/utime), statvfs (os.statvfs), machine
+                           (the machine module), unique_id (machine.unique_id), ilistdir
+                           (os.ilistdir), ilistdir-size (os.ilistdir yields 3-tuples, as
+                           VfsPosix), hashlib, deflate, binascii, buffer (sys.stdin.buffer
+                           / sys.stdout.buffer)
+  --no-hashlib             no hashlib module (same as --without hashlib)
+  --no-deflate             no deflate module (same as --without deflate)
+  --no-buffer              no sys.stdin.buffer / sys.stdout.buffer (--without buffer)
   --unplug-after-bytes N   close the line after N bytes of output (a USB unplug)
   --reset-after-bytes N    soft-reset the board after N bytes of output
   --garble-after-bytes N   replace output bytes from the N-th on with random bytes
@@ -63,6 +69,10 @@ Starts a MicroPython test board on a pseudo-terminal and prints its path
   --trace FILE             append every byte of the line to FILE ("> " host to board,
                            "< " board to host, escaped)
 `;
+
+// What --without can take away (board_boot.py does it).
+const WITHOUT = ["uname", "time", "statvfs", "machine", "unique_id", "ilistdir", "ilistdir-size",
+    "hashlib", "deflate", "binascii", "buffer"];
 
 function fail(msg) {
     process.stderr.write(`test board: ${msg}\n`);
@@ -88,9 +98,7 @@ function parseArgs(argv) {
         uniqueId: null,
         sysname: "webassembly",
         rawPaste: "on",
-        hashlib: true,
-        deflate: true,
-        buffer: true,
+        without: new Set(),
         unplugAfter: -1,
         resetAfter: -1,
         garbleAfter: -1,
@@ -105,9 +113,9 @@ function parseArgs(argv) {
     };
     const flags = {
         "--no-raw-paste": () => (o.rawPaste = "refuse"),
-        "--no-hashlib": () => (o.hashlib = false),
-        "--no-deflate": () => (o.deflate = false),
-        "--no-buffer": () => (o.buffer = false),
+        "--no-hashlib": () => o.without.add("hashlib"),
+        "--no-deflate": () => o.without.add("deflate"),
+        "--no-buffer": () => o.without.add("buffer"),
         "--verbose": () => (o.verbose = true),
         "--pyscript-modules": () => (o.pyscriptModules = true),
         "--help": () => {
@@ -128,6 +136,12 @@ function parseArgs(argv) {
             o.uniqueId = v.toLowerCase();
         },
         "--sysname": (v) => (o.sysname = v),
+        "--without": (v) => {
+            for (const name of v.split(",").map((x) => x.trim()).filter((x) => x)) {
+                if (!WITHOUT.includes(name)) fail(`--without: ${name} is not one of ${WITHOUT.join(", ")}`);
+                o.without.add(name);
+            }
+        },
         "--raw-paste": (v) => {
             if (!["on", "refuse", "absent"].includes(v)) fail(`--raw-paste: on, refuse or absent, not ${v}`);
             o.rawPaste = v;
@@ -176,6 +190,10 @@ function parseArgs(argv) {
         // Stable per --fs folder, distinct between folders: like a board.
         o.uniqueId = crypto.createHash("sha256").update(o.fs || "").digest("hex").slice(0, 16);
     }
+    if (o.without.has("binascii") && o.without.has("buffer")) {
+        fail("--without binascii,buffer: no MicroPython build lacks both, and belay needs one of them");
+    }
+    o.without = [...o.without];
     o.heapGrowth = Math.max(4096, Math.floor(o.heap / 4));
     return o;
 }

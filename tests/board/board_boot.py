@@ -23,6 +23,17 @@ def _board_boot(cfg):
     for name in ("binascii", "io", "time", "collections"):
         sys.modules[name] = __import__("u" + name)
 
+    # What this board's firmware lacks (--without): the functions go here,
+    # the modules through `blocked` below, so that code on the board meets
+    # an AttributeError or ImportError as on such a port.
+    without = set(cfg["without"])
+
+    def _remove(obj, name):
+        try:
+            delattr(obj, name)
+        except Exception:  # AttributeError, or KeyError from a module
+            pass
+
     # The flash is the whole filesystem (worker.mjs removed Emscripten's
     # /dev, /tmp, /home and /proc), mounted at / as on a board.
     os.chdir("/")
@@ -38,7 +49,10 @@ def _board_boot(cfg):
     def _uname():
         return uname
 
-    os.uname = _uname
+    if "uname" in without:
+        _remove(os, "uname")
+    else:
+        os.uname = _uname
 
     # os.ilistdir() yields (name, type, inode, size) as LittleFS and FAT do
     # (VfsPosix yields 3-tuples without the size).
@@ -48,6 +62,9 @@ def _board_boot(cfg):
         where = args[0] if args else "."
         for entry in real_ilistdir(*args):
             name, kind, inode = entry[0], entry[1], entry[2]
+            if "ilistdir-size" in without:
+                yield (name, kind, inode)
+                continue
             size = 0
             if kind == 0x8000:
                 sep = b"/" if isinstance(name, bytes) else "/"
@@ -57,7 +74,15 @@ def _board_boot(cfg):
                     pass
             yield (name, kind, inode, size)
 
-    os.ilistdir = _ilistdir
+    if "ilistdir" in without:
+        # A port whose VFS only has os.listdir.
+        def _listdir(where="."):
+            return [e[0] for e in real_ilistdir(where)]
+
+        os.listdir = _listdir
+        _remove(os, "ilistdir")
+    else:
+        os.ilistdir = _ilistdir
 
     # os.statvfs("/") answers for the board's flash (--flash-size), the way
     # LittleFS does: (bsize, frsize, blocks, bfree, bavail, 0, 0, 0, 0, namemax).
@@ -67,7 +92,10 @@ def _board_boot(cfg):
         real_statvfs(path)  # the path must exist
         return tuple(int(x) for x in _boardjs.statvfs().split(","))
 
-    os.statvfs = _statvfs
+    if "statvfs" in without:
+        _remove(os, "statvfs")
+    else:
+        os.statvfs = _statvfs
 
     # The machine module: unique_id(), reset(), soft_reset() and a few
     # constants. reset() is a hard reset: the board reboots into the friendly
@@ -100,9 +128,6 @@ def _board_boot(cfg):
         SOFT_RESET = 5
         Pin = _Pin
 
-        def unique_id(self):
-            return uid
-
         def reset(self):
             _boardjs.hard_reset()
             raise SystemExit
@@ -125,10 +150,13 @@ def _board_boot(cfg):
         def enable_irq(self, state=0):
             pass
 
-    sys.modules["machine"] = _Machine()
+    if "unique_id" not in without:
+        _Machine.unique_id = lambda self: uid
+    if "machine" not in without:
+        sys.modules["machine"] = _Machine()
 
-    # Modules a port may lack (--no-hashlib, --no-deflate), plus the
-    # WebAssembly-only ones, which no board has.
+    # Modules a port may lack (--without hashlib, deflate, time, binascii,
+    # machine), plus the WebAssembly-only ones, which no board has.
     blocked = set(cfg["blocked"])
     real_import = builtins.__import__
 

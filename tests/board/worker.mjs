@@ -603,15 +603,21 @@ if (!opts.pyscriptModules) {
         "html", "inspect", "itertools", "locale", "logging", "operator", "pathlib", "stat",
         "string", "tarfile", "types", "unittest", "uu", "zlib");
 }
-if (!opts.hashlib) blocked.push("hashlib", "uhashlib");
-if (!opts.deflate) blocked.push("deflate");
+// Modules --without removes (board_boot.py takes away the functions).
+const without = new Set(opts.without);
+const modulesOf = { hashlib: ["hashlib", "uhashlib"], deflate: ["deflate"], time: ["time", "utime"],
+    binascii: ["binascii", "ubinascii"], machine: ["machine", "umachine"] };
+for (const [what, names] of Object.entries(modulesOf)) {
+    if (without.has(what)) blocked.push(...names);
+}
 const cfg = {
     sysname: opts.sysname,
     version,
     unique_id: opts.uniqueId,
     freq: 125000000,
     blocked,
-    buffer: opts.buffer,
+    without: [...without],
+    buffer: !without.has("buffer"),
 };
 const bootSource = fs.readFileSync(path.join(here, "board_boot.py"), "utf8");
 mp.runPython(

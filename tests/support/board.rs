@@ -65,6 +65,10 @@ pub struct BoardOptions {
     pub deflate: bool,
     /// Whether `sys.stdin.buffer` / `sys.stdout.buffer` exist.
     pub stdio_buffer: bool,
+    /// What else the firmware lacks (`--without`): `uname`, `time`,
+    /// `statvfs`, `machine`, `unique_id`, `ilistdir`, `ilistdir-size`,
+    /// `binascii` (and `hashlib`, `deflate`, `buffer`, as the fields above).
+    pub without: Vec<String>,
     /// A UART board's input buffer (e.g. 256): bytes arriving while it is
     /// full are dropped. `None`: USB-like flow control, nothing is lost.
     pub rx_buffer: Option<u32>,
@@ -107,6 +111,7 @@ impl Default for BoardOptions {
             hashlib: true,
             deflate: true,
             stdio_buffer: true,
+            without: Vec::new(),
             rx_buffer: None,
             unique_id: None,
             unplug_after_bytes: None,
@@ -180,6 +185,10 @@ impl BoardOptions {
         }
         if !self.stdio_buffer {
             a.push("--no-buffer".into());
+        }
+        if !self.without.is_empty() {
+            a.push("--without".into());
+            a.push(self.without.join(","));
         }
         if self.verbose {
             a.push("--verbose".into());

@@ -5,6 +5,7 @@ use super::{Ctx, hostname, now_ns, username};
 use anyhow::{Context, Result, anyhow, bail};
 use belay_store::Repo;
 use belay_store::backup::{self, BackupOptions};
+use belay_store::snapshot::META_EXCLUDE;
 use belay_transport::Location;
 use belay_transport::dir::DirSource;
 use serde_json::json;
@@ -23,9 +24,28 @@ pub(crate) fn parse_meta(items: &[String]) -> Result<Vec<(String, String)>> {
             if k.is_empty() {
                 bail!("--meta {kv:?}: the key is empty");
             }
+            if k.starts_with("belay.") {
+                bail!(
+                    "--meta {kv:?}: keys starting with belay. are belay's own; choose another key"
+                );
+            }
             Ok((k.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// `--meta` and what belay records about the backup itself: its
+/// `--exclude` globs (so a restore with --delete never removes what the
+/// backup left out).
+fn backup_meta(a: &BackupArgs) -> Result<Vec<(String, String)>> {
+    let mut meta = parse_meta(&a.meta)?;
+    if !a.excludes.is_empty() {
+        if let Some(g) = a.excludes.iter().find(|g| g.contains('\n')) {
+            bail!("--exclude {g:?}: a glob cannot contain a line break");
+        }
+        meta.push((META_EXCLUDE.to_string(), a.excludes.join("\n")));
+    }
+    Ok(meta)
 }
 
 pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
@@ -35,7 +55,7 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
         Location::Dir(p) => p,
         Location::Serial { port, baud } => {
             let who = crate::board::Who {
-                meta: parse_meta(&a.meta)?,
+                meta: backup_meta(&a)?,
                 host: hostname(),
                 user: username(),
                 time_ns: now_ns(),
@@ -53,7 +73,7 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
     let opts = BackupOptions {
         name: name.clone(),
         message: a.message.clone(),
-        meta: parse_meta(&a.meta)?,
+        meta: backup_meta(&a)?,
         host: hostname(),
         user: username(),
         time_ns: now_ns(),

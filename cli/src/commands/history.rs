@@ -59,6 +59,9 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
         for t in deco.tags.get(id).unwrap_or(&no_tags) {
             decor.push(format!("tag: {t}"));
         }
+        if let Some(role) = output::restore_role(s) {
+            decor.push(role.to_string());
+        }
         let decor = if decor.is_empty() {
             String::new()
         } else {

@@ -16,18 +16,25 @@ def _belay_agent():
         import struct
     except ImportError:
         import ustruct as struct
+    # What the board lacks, for the hello frame: the agent does without
+    # each of these (docs/boards.md says what each absence costs).
+    ms = []
     try:
         import binascii
     except ImportError:
-        import ubinascii as binascii
+        try:
+            import ubinascii as binascii
+        except ImportError:
+            binascii = None
+            ms.append("binascii")
     pk = struct.pack
     # S holds what the host may change (the hash constructor) and the open file.
     S = {"H": None, "f": None, "p": None, "e": 0}
     try:
         import hashlib
         S["H"] = hashlib.sha256
-    except ImportError:
-        pass
+    except Exception:
+        ms.append("hashlib")
     zc = 0
     zd = 0
     try:
@@ -39,8 +46,16 @@ def _belay_agent():
         d.close()
         zc = 1
     except Exception:
-        pass
+        if not zd:
+            ms.append("deflate")
     bm = hasattr(sys.stdin, "buffer") and hasattr(sys.stdout, "buffer")
+    if not bm:
+        ms.append("buffer")
+        if not binascii:
+            raise RuntimeError("belay needs sys.stdout.buffer or binascii")
+    ild = getattr(os, "ilistdir", None)
+    if not ild:
+        ms.append("ilistdir")
     gc.collect()
     fr = gc.mem_free()
     bs = 8192 if fr > 150000 else (4096 if fr > 64000 else (1024 if fr > 20000 else 512))
@@ -83,7 +98,7 @@ def _belay_agent():
                 d = d.replace(a, b)
         return d
 
-    def fhash(p):
+    def fhash(p, g=0):
         h = S["H"]()
         n = 0
         with open(p, "rb") as f:
@@ -93,25 +108,43 @@ def _belay_agent():
                     break
                 h.update(rm[:k])
                 n += k
+                # G: progress every 64 KB, when asked (a hash request).
+                if g and n & 0xFFFF < k:
+                    tx(71, pk("<I", n))
         return h.digest() + pk("<I", n)
 
     def info():
-        u = os.uname()
         im_ = sys.implementation
+        m = [x for x in ms]
+        try:
+            u = os.uname()
+            u = [u[0], u[2], u[3], u[4]]
+        except Exception:
+            # Firmware facts from sys instead (the host falls back on
+            # sys.version for the firmware).
+            m.append("uname")
+            u = ["", "", "", getattr(im_, "_machine", "")]
+        uid = ""
         try:
             import machine
-            uid = binascii.hexlify(machine.unique_id()).decode()
         except Exception:
-            uid = ""
+            m.append("machine")
+        else:
+            try:
+                uid = "".join(["%02x" % b for b in machine.unique_id()])
+            except Exception:
+                m.append("unique_id")
         try:
             import time
-            ep = time.gmtime(0)[0]
+            ep = str(time.gmtime(0)[0])
         except Exception:
-            ep = 1970
+            m.append("time")
+            ep = ""
         try:
             v = os.statvfs("/")
             fs = "%d,%d,%d" % (v[1], v[2], v[4])
         except Exception:
+            m.append("statvfs")
             fs = ""
         gc.collect()
         r = [
@@ -120,12 +153,14 @@ def _belay_agent():
             "ver=" + ".".join([str(x) for x in im_.version[:3]]),
             "mpy=" + str(getattr(im_, "_mpy", "")),
             "platform=" + sys.platform,
+            "sysver=" + str(getattr(sys, "version", "")),
             "sysname=" + u[0],
-            "release=" + u[2],
-            "version=" + u[3],
-            "machine=" + u[4],
+            "release=" + u[1],
+            "version=" + u[2],
+            "machine=" + u[3],
             "uid=" + uid,
-            "epoch=" + str(ep),
+            "epoch=" + ep,
+            "miss=" + ",".join(m),
             "free=" + str(gc.mem_free()),
             "bs=" + str(bs),
             "hash=" + ("1" if S["H"] else "0"),
@@ -163,12 +198,15 @@ def _belay_agent():
         while st:
             d = st.pop()
             try:
-                it = list(os.ilistdir(b"." if d == b"/" else d))
+                w = b"." if d == b"/" else d
+                it = list(ild(w)) if ild else os.listdir(w)
             except OSError as e:
                 tx(87, ("cannot list %s: %s" % (d, e)).encode())
                 continue
             for e in it:
-                nm = e[0]
+                # (name, type, inode[, size]) or, from os.listdir, a name;
+                # type and size come from os.stat either way.
+                nm = e if ild is None else e[0]
                 if not isinstance(nm, bytes):
                     nm = nm.encode()
                 if nm == b"." or nm == b"..":
@@ -181,16 +219,15 @@ def _belay_agent():
                 t = s[0] & 0xF000
                 if t == 0x4000:
                     k = 2
-                    if p in skip:
-                        tx(87, ("skipping %s: another filesystem is mounted there" % p.decode()).encode())
-                        continue
-                    if d == b"/" and rootv is not None:
+                    o = p in skip
+                    if not o and d == b"/" and rootv is not None:
                         try:
-                            if os.statvfs(p) != rootv:
-                                tx(87, ("skipping %s: another filesystem is mounted there" % p.decode()).encode())
-                                continue
+                            o = os.statvfs(p) != rootv
                         except Exception:
                             pass
+                    if o:
+                        tx(87, b"skipping " + p + b": another filesystem is mounted there")
+                        continue
                     st.append(p)
                 elif t == 0x8000:
                     k = 1
@@ -303,7 +340,7 @@ def _belay_agent():
                     ps = d.split(b"\x00")
                 for p in ps:
                     try:
-                        tx(83, fhash(p))
+                        tx(83, fhash(p, 1))
                     except Exception as e:
                         err(e)
             elif c == 82:

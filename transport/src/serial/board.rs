@@ -2,9 +2,8 @@
 //! share one [`Session`] behind a mutex: a board is one serial line, so
 //! reads and writes are sequential.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 use belay_store::id::Sha256 as Sha;
@@ -13,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::BoardError;
 use super::session::{BoardEntry, Piece, Session, WriteError, display};
+use crate::ignore_rules::{IgnoreRules, is_ignore_file};
 
 /// Board path (absolute) of a store path (relative).
 fn abs(rel: &[u8]) -> Vec<u8> {
@@ -39,7 +39,12 @@ pub struct PullOptions {
 pub struct BoardSource<'a> {
     session: &'a Mutex<Session>,
     opts: PullOptions,
-    exclude: Option<ignore::gitignore::Gitignore>,
+    /// `--exclude` globs; the board's `.belayignore` files are added to
+    /// these at each walk.
+    excludes: IgnoreRules,
+    /// Paths backed up whatever the rules say (what a restore is about to
+    /// overwrite, for its safety snapshot).
+    forced: HashSet<Vec<u8>>,
     /// Hashes the board reported, checked again when a file is pulled.
     hashes: Mutex<HashMap<Vec<u8>, Sha>>,
 }
@@ -49,27 +54,50 @@ impl<'a> BoardSource<'a> {
         BoardSource {
             session,
             opts,
-            exclude: None,
+            excludes: IgnoreRules::default(),
+            forced: HashSet::new(),
             hashes: Mutex::new(HashMap::new()),
         }
     }
 
     /// Leave out paths matching these gitignore-style globs (`--exclude`).
     pub fn with_excludes(mut self, globs: &[String]) -> io::Result<Self> {
-        if globs.is_empty() {
-            return Ok(self);
-        }
-        let mut b = ignore::gitignore::GitignoreBuilder::new("/");
-        for g in globs {
-            b.add_line(None, g).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("--exclude {g:?}: {e}"))
-            })?;
-        }
-        self.exclude = Some(
-            b.build()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-        );
+        self.excludes = IgnoreRules::new(globs)?;
         Ok(self)
+    }
+
+    /// Always back these (relative) paths up, even where `.belayignore` or
+    /// `--exclude` would leave them out.
+    pub fn with_forced(mut self, paths: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        self.forced.extend(paths);
+        self
+    }
+
+    /// The rules a backup applies: the `--exclude` globs and the board's
+    /// `.belayignore` files (read from the board, top-down; warnings for
+    /// bad lines go to `warn`).
+    pub fn rules(&self, warn: &mut dyn FnMut(String)) -> io::Result<IgnoreRules> {
+        let mut rules = self.excludes.clone();
+        let mut files: Vec<Vec<u8>> = {
+            let mut s = self.session.lock().unwrap();
+            s.walk()?
+                .into_iter()
+                .filter(|e| e.kind == 1 && is_ignore_file(&e.path))
+                .map(|e| rel(&e.path).to_vec())
+                .collect()
+        };
+        files.sort_by_key(|p| p.iter().filter(|&&b| b == b'/').count());
+        for f in files {
+            if rules.is_ignored(&f, false) {
+                continue;
+            }
+            let mut content = Vec::new();
+            self.open(&f)?.read_to_end(&mut content)?;
+            for w in rules.add_file(&f, &content) {
+                warn(w);
+            }
+        }
+        Ok(rules)
     }
 }
 
@@ -86,7 +114,13 @@ pub fn device_info(s: &Session) -> Vec<(String, String)> {
         ),
         ("platform".to_string(), i.get("platform").to_string()),
         ("sysname".to_string(), i.get("sysname").to_string()),
-        ("release".to_string(), i.get("release").to_string()),
+        (
+            "release".to_string(),
+            Some(i.get("release"))
+                .filter(|r| !r.is_empty())
+                .unwrap_or(i.get("ver"))
+                .to_string(),
+        ),
         ("mpy".to_string(), i.get("mpy").to_string()),
     ];
     if let Some(u) = i.unique_id() {
@@ -99,6 +133,9 @@ pub fn device_info(s: &Session) -> Vec<(String, String)> {
         v.push(("fs_free".into(), n.to_string()));
     }
     v.push(("mem_free".into(), i.get("free").to_string()));
+    // What the firmware lacks (docs/boards.md), so `show` can tell why a
+    // snapshot has no file times or unique id.
+    v.push(("missing".into(), i.missing().join(",")));
     v.retain(|(_, val)| !val.trim().is_empty());
     v
 }
@@ -117,6 +154,7 @@ pub fn default_name(s: &Session) -> String {
 }
 
 fn entries_of(s: &Session, list: &[BoardEntry], warn: &mut dyn FnMut(String)) -> Vec<SourceEntry> {
+    // Without a known epoch the board's timestamps are not recorded.
     let off = s.info.epoch_offset();
     let mut out = Vec::with_capacity(list.len());
     for e in list {
@@ -137,7 +175,9 @@ fn entries_of(s: &Session, list: &[BoardEntry], warn: &mut dyn FnMut(String)) ->
             size: if kind == SourceKind::File { e.size } else { 0 },
             kind,
             mode: 0,
-            mtime_ns: (e.mtime > 0).then(|| (e.mtime as i64 + off) * 1_000_000_000),
+            mtime_ns: off
+                .filter(|_| e.mtime > 0)
+                .map(|off| (e.mtime as i64 + off) * 1_000_000_000),
         });
     }
     out
@@ -157,19 +197,16 @@ impl Source for BoardSource<'_> {
     }
 
     fn walk(&self, warn: &mut dyn FnMut(String)) -> io::Result<Vec<SourceEntry>> {
+        let rules = self.rules(warn)?;
         let mut s = self.session.lock().unwrap();
         let list = s.walk()?;
         for w in std::mem::take(&mut s.warnings) {
             warn(format!("{}: {w}", s.label()));
         }
         let mut entries = entries_of(&s, &list, warn);
-        if let Some(gi) = &self.exclude {
-            entries.retain(|e| {
-                let p = std::path::Path::new(std::ffi::OsStr::from_bytes(&e.path));
-                !gi.matched_path_or_any_parents(p, e.kind == SourceKind::Dir)
-                    .is_ignore()
-            });
-        }
+        entries.retain(|e| {
+            self.forced.contains(&e.path) || !rules.is_ignored(&e.path, e.kind == SourceKind::Dir)
+        });
         Ok(entries)
     }
 

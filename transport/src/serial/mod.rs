@@ -11,4 +11,4 @@ pub mod session;
 
 pub use board::{BoardSink, BoardSource, PullOptions};
 pub use error::BoardError;
-pub use session::{BoardInfo, ConnectOptions, Session};
+pub use session::{BoardInfo, ConnectOptions, HashProgress, Session};

@@ -45,6 +45,9 @@ pub const FR_DATA: u8 = b'D';
 pub const FR_DEFLATED: u8 = b'Z';
 pub const FR_TRAILER: u8 = b'T';
 pub const FR_WARNING: u8 = b'W';
+/// Progress within a long operation: u32 LE bytes done so far (sent every
+/// 64 KB while the board hashes a file).
+pub const FR_PROGRESS: u8 = b'G';
 pub const FR_ERROR: u8 = b'X';
 
 /// Read flags (first payload byte of `R`).

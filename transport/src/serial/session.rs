@@ -82,22 +82,67 @@ impl BoardInfo {
     pub fn fs_free(&self) -> Option<u64> {
         self.fs().map(|f| f.0 * f.2)
     }
-    /// Seconds to add to a board timestamp to get Unix time.
-    pub fn epoch_offset(&self) -> i64 {
-        if self.get("epoch") == "2000" {
-            946_684_800
-        } else {
-            0
+    /// Seconds to add to a board timestamp to get Unix time; `None` when
+    /// the board's epoch is unknown (no `time` module), so its file times
+    /// mean nothing.
+    pub fn epoch_offset(&self) -> Option<i64> {
+        match self.get("epoch") {
+            "2000" => Some(946_684_800),
+            "1970" => Some(0),
+            _ => None,
         }
     }
-    /// e.g. "MicroPython v1.27.0 on 2025-12-10".
+    /// e.g. "MicroPython v1.27.0 on 2025-12-10": from `os.uname()`, else
+    /// from `sys.version` ("3.4.0; MicroPython v1.27.0 on 2025-12-10"),
+    /// else the implementation's name and version, else "unknown".
     pub fn firmware(&self) -> String {
         let v = self.get("version");
-        if v.is_empty() {
-            format!("{} {}", self.get("impl"), self.get("ver"))
-        } else {
-            format!("MicroPython {v}")
+        if !v.is_empty() {
+            return format!("MicroPython {v}");
         }
+        let sysver = self.get("sysver");
+        if let Some((_, fw)) = sysver.split_once("; ")
+            && !fw.trim().is_empty()
+        {
+            return fw.trim().to_string();
+        }
+        let implementation = format!("{} {}", self.get("impl"), self.get("ver"));
+        if implementation.trim().is_empty() {
+            "unknown".into()
+        } else {
+            implementation.trim().to_string()
+        }
+    }
+    /// What the board's firmware lacks, as the agent found it: `uname`,
+    /// `time`, `statvfs`, `machine`, `unique_id`, `hashlib`, `deflate`,
+    /// `binascii`, `buffer`, `ilistdir`.
+    pub fn missing(&self) -> Vec<&str> {
+        self.get("miss")
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .collect()
+    }
+    pub fn lacks(&self, what: &str) -> bool {
+        self.missing().contains(&what)
+    }
+    /// One line per missing piece that costs the user something, saying
+    /// what it costs (free space and the unique id are left to the
+    /// commands that need them).
+    pub fn capability_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in self.missing() {
+            out.push(match m {
+                "uname" => format!(
+                    "the board has no os.uname(): its firmware is recorded from sys.version as {:?}",
+                    self.firmware()
+                ),
+                "time" => "the board has no time module, so its clock and epoch are unknown: file times are not recorded".into(),
+                "hashlib" => "the board has no hashlib.sha256, so it cannot hash its files: every file is pulled to back it up or compare it, and a restore writes every file (checked by size only)".into(),
+                "buffer" => "the board has no sys.stdout.buffer: frames go as base64 text (a third more bytes on the line)".into(),
+                _ => continue,
+            });
+        }
+        out
     }
 }
 
@@ -118,6 +163,20 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
+/// How far the board is with hashing its files (for a progress bar):
+/// whole files answered, and bytes including those of the file at hand
+/// (the agent reports every 64 KB of a large file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HashProgress {
+    pub files_done: u64,
+    pub files: u64,
+    pub bytes_done: u64,
+    pub bytes: u64,
+}
+
+/// Called as the board hashes (see [`Session::set_hash_progress`]).
+pub type HashProgressFn = Box<dyn Fn(&HashProgress) + Send>;
+
 pub struct Session {
     pub(crate) link: Link,
     pub info: BoardInfo,
@@ -125,6 +184,9 @@ pub struct Session {
     /// File content bytes that crossed the line (pulled or pushed).
     pub payload_bytes: u64,
     pub used_raw_paste: bool,
+    /// Files the board hashed in this session, and their bytes.
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
     /// Warnings the agent sent (skipped mounts, unreadable directories).
     pub warnings: Vec<String>,
     closed: bool,
@@ -133,6 +195,10 @@ pub struct Session {
     hash_cache: HashMap<Vec<u8>, ([u8; 32], u64)>,
     /// Files the agent can find by index (its list from the last walk).
     index: HashMap<Vec<u8>, u16>,
+    on_hash_progress: Option<HashProgressFn>,
+    /// While a hash batch runs: where it is, and the bytes of the files
+    /// answered before the one being hashed.
+    hashing: Option<(HashProgress, u64)>,
 }
 
 impl Session {
@@ -159,12 +225,16 @@ impl Session {
             text: false,
             payload_bytes: 0,
             used_raw_paste,
+            hashed_files: 0,
+            hashed_bytes: 0,
             warnings: Vec::new(),
             closed: false,
             broken: false,
             walk_cache: None,
             hash_cache: HashMap::new(),
             index: HashMap::new(),
+            on_hash_progress: None,
+            hashing: None,
         };
         // The hello frame tells binary from text mode by its first byte.
         let first = s
@@ -232,6 +302,17 @@ impl Session {
         self.text
     }
 
+    /// Report hashing progress to `f` (`None`: stop reporting).
+    pub fn set_hash_progress(&mut self, f: Option<HashProgressFn>) {
+        self.on_hash_progress = f;
+    }
+
+    fn report_hashing(&self) {
+        if let (Some(f), Some((p, _))) = (&self.on_hash_progress, &self.hashing) {
+            f(p);
+        }
+    }
+
     fn send(&mut self, cmd: u8, payload: &[u8]) -> Result<(), BoardError> {
         if self.broken {
             return Err(BoardError::Other {
@@ -259,6 +340,15 @@ impl Session {
             if f.kind == p::FR_WARNING {
                 self.warnings
                     .push(String::from_utf8_lossy(&f.data).into_owned());
+                continue;
+            }
+            if f.kind == p::FR_PROGRESS {
+                if let (Some((prog, base)), Ok(n)) =
+                    (&mut self.hashing, <[u8; 4]>::try_from(&f.data[..]))
+                {
+                    prog.bytes_done = *base + u32::from_le_bytes(n) as u64;
+                    self.report_hashing();
+                }
                 continue;
             }
             return Ok(f);
@@ -420,6 +510,34 @@ impl Session {
             .collect();
         let todo: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
         let limit = self.info.block();
+        if todo.is_empty() {
+            return Ok(out.into_iter().map(|o| o.expect("cached")).collect());
+        }
+        self.hashing = Some((
+            HashProgress {
+                files: todo.len() as u64,
+                bytes: todo.iter().map(|&k| files[k].1).sum(),
+                ..HashProgress::default()
+            },
+            0,
+        ));
+        self.report_hashing();
+        let r = self.hash_batches(files, &todo, limit, &mut out);
+        self.hashing = None;
+        r?;
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every file answered"))
+            .collect())
+    }
+
+    fn hash_batches(
+        &mut self,
+        files: &[(Vec<u8>, u64)],
+        todo: &[usize],
+        limit: usize,
+        out: &mut [Option<HashResult>],
+    ) -> Result<(), BoardError> {
         let mut i = 0;
         while i < todo.len() {
             // A batch: as many paths as fit in one command.
@@ -457,6 +575,8 @@ impl Session {
                         h.copy_from_slice(&f.data[..32]);
                         let n = u32::from_le_bytes(f.data[32..36].try_into().unwrap()) as u64;
                         self.hash_cache.insert(path.clone(), (h, n));
+                        self.hashed_files += 1;
+                        self.hashed_bytes += n;
                         Ok((h, n))
                     }
                     p::FR_ERROR => Err(self.remote_error(path, &f.data)),
@@ -465,12 +585,15 @@ impl Session {
                         return Err(self.link.garbled("hashing files on the board", &f.data));
                     }
                 });
+                if let Some((prog, base)) = &mut self.hashing {
+                    *base += size;
+                    prog.bytes_done = *base;
+                    prog.files_done += 1;
+                }
+                self.report_hashing();
             }
         }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every file answered"))
-            .collect())
+        Ok(())
     }
 
     /// Ask the board to stream a file; then call [`Session::read_frame`]
@@ -536,9 +659,12 @@ impl Session {
         }
     }
 
+    /// The filesystem is about to change: the listing (and the agent's file
+    /// indexes) go. Hashes stay: the caller updates those of the paths it
+    /// changes, the rest still hold (nothing else runs on the board during
+    /// a session), so a backup right after a restore hashes nothing again.
     fn invalidate(&mut self) {
         self.walk_cache = None;
-        self.hash_cache.clear();
         self.index.clear();
     }
 
@@ -552,8 +678,10 @@ impl Session {
         window: usize,
     ) -> Result<u64, WriteError> {
         self.invalidate();
+        self.hash_cache.remove(path);
         let mut tmp = path.to_vec();
         tmp.extend_from_slice(TEMP_SUFFIX);
+        self.hash_cache.remove(&tmp);
         self.call(p::CMD_OPEN, &tmp, path, "opening a file for writing")?;
         let limit = self.info.block();
         let raw_max = if self.text { limit / 4 * 3 } else { limit };
@@ -636,10 +764,12 @@ impl Session {
         self.send(p::CMD_CLOSE, b"")?;
         let t = FRAME_TIMEOUT + Duration::from_millis(total / 50);
         let f = self.recv(t, "verifying a written file")?;
+        let mut verified_hash = None;
         let ok = match f.kind {
             p::FR_TRAILER if f.data.len() == 36 => {
                 let digest: [u8; 32] = sha.finalize().into();
                 let n = u32::from_le_bytes(f.data[32..36].try_into().unwrap()) as u64;
+                verified_hash = Some(digest);
                 f.data[..32] == digest && n == total
             }
             p::FR_TRAILER if f.data.len() == 4 => {
@@ -668,6 +798,10 @@ impl Session {
         both.push(0);
         both.extend_from_slice(path);
         self.call(p::CMD_RENAME, &both, path, "renaming a written file")?;
+        if let Some(h) = verified_hash {
+            // What the board hashed from its flash, equal to what was sent.
+            self.hash_cache.insert(path.to_vec(), (h, total));
+        }
         Ok(total)
     }
 
@@ -709,6 +843,7 @@ impl Session {
     }
 
     fn remove_quiet(&mut self, path: &[u8]) {
+        self.hash_cache.remove(path);
         let mut payload = vec![b'f'];
         payload.extend_from_slice(path);
         let _ = self.call(p::CMD_REMOVE, &payload, path, "removing a file");
@@ -723,6 +858,7 @@ impl Session {
     /// Remove a file, or an empty directory when `dir`.
     pub fn remove(&mut self, path: &[u8], dir: bool) -> Result<(), BoardError> {
         self.invalidate();
+        self.hash_cache.remove(path);
         let mut payload = vec![if dir { b'd' } else { b'f' }];
         payload.extend_from_slice(path);
         self.call(p::CMD_REMOVE, &payload, path, "removing")
