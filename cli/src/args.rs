@@ -156,6 +156,12 @@ pub enum Command {
     )]
     Import(ImportArgs),
 
+    /// Show the audit journal: who backed up, restored, forgot, collected, tagged or imported what, and how it ended
+    #[command(
+        after_help = "Examples:\n  belay journal\n  belay journal --since '7 days ago' --kind restore --kind forget\n  belay journal --source pico-7 -n 20 --json\n\nEvery backup, restore (folder or board), forget, undo-forget, gc, tag and import writes one entry (user, host, time, snapshots, counts, outcome) into journal/ in the repository, also when it fails. See docs/maintenance.md."
+    )]
+    Journal(JournalArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  belay completions bash > ~/.local/share/bash-completion/completions/belay\n  belay completions zsh > ~/.zfunc/_belay        # with fpath+=~/.zfunc in ~/.zshrc\n  belay completions fish > ~/.config/fish/completions/belay.fish"
@@ -417,4 +423,23 @@ pub struct ImportArgs {
     /// zip, tar, tar.zst or tar.gz, when the content does not tell
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct JournalArgs {
+    /// Only entries at or after this time (YYYY-MM-DD, 'YYYY-MM-DD HH:MM', '3 days ago')
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only entries at or before this time (a date includes that whole day)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only entries about this source
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Only entries of this kind: backup, restore, forget, undo-forget, gc, tag, import (repeatable)
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+    /// Only the last N entries
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub max_count: Option<usize>,
 }

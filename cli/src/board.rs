@@ -321,29 +321,31 @@ pub fn backup(
         }
     }
     let s = &report.summary;
+    let doc = json!({
+        "snapshot": report.snapshot.to_hex(),
+        "parent": report.parent.map(|p| p.to_hex()),
+        "source": name,
+        "board": label,
+        "files": s.files,
+        "dirs": s.dirs,
+        "bytes": s.bytes,
+        "files_read": s.files_read,
+        "files_unchanged": report.files_unchanged,
+        "files_known": report.files_known,
+        "bytes_read": s.bytes_read,
+        "bytes_added": s.bytes_added,
+        "objects_added": s.objects_added,
+        "bytes_transferred": transferred,
+        "files_hashed": files_hashed,
+        "bytes_hashed": bytes_hashed,
+        "wire_bytes": wire_total,
+        "deflate": deflate_used,
+        "warnings": report.warnings,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    crate::journal::note(&doc);
     if out.json {
-        print_json(&json!({
-            "snapshot": report.snapshot.to_hex(),
-            "parent": report.parent.map(|p| p.to_hex()),
-            "source": name,
-            "board": label,
-            "files": s.files,
-            "dirs": s.dirs,
-            "bytes": s.bytes,
-            "files_read": s.files_read,
-            "files_unchanged": report.files_unchanged,
-            "files_known": report.files_known,
-            "bytes_read": s.bytes_read,
-            "bytes_added": s.bytes_added,
-            "objects_added": s.objects_added,
-            "bytes_transferred": transferred,
-            "files_hashed": files_hashed,
-            "bytes_hashed": bytes_hashed,
-            "wire_bytes": wire_total,
-            "deflate": deflate_used,
-            "warnings": report.warnings,
-            "seconds": started.elapsed().as_secs_f64(),
-        }));
+        print_json(&doc);
     } else {
         out.info(format!(
             "snapshot {} saved for {name} ({label}){}",
@@ -572,11 +574,13 @@ pub fn restore(
         if let Err(e) = s.close() {
             out.warn(format!("{e}"));
         }
+        let doc = json!({
+            "snapshot": id.to_hex(), "target": format!("serial:{port}"), "board": label,
+            "dry_run": a.dry_run, "changes": list_json(), "wire_bytes": wire,
+        });
+        crate::journal::note(&doc);
         if out.json {
-            print_json(&json!({
-                "snapshot": id.to_hex(), "target": format!("serial:{port}"), "board": label,
-                "dry_run": a.dry_run, "changes": list_json(), "wire_bytes": wire,
-            }));
+            print_json(&doc);
         } else if a.dry_run {
             for p in &changes.removes {
                 println!("would remove {}", bpath::display(&p.0));

@@ -6,6 +6,7 @@ mod args;
 mod board;
 mod commands;
 mod config;
+mod journal;
 mod output;
 mod progress;
 
@@ -25,18 +26,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            // The chain on one line, without repeating a cause whose text
-            // an outer message already includes.
-            let mut msg = String::new();
-            for e in err.chain() {
-                let s = e.to_string();
-                if !msg.contains(&s) {
-                    if !msg.is_empty() {
-                        msg.push_str(": ");
-                    }
-                    msg.push_str(&s);
-                }
-            }
+            let msg = commands::error_line(&err);
             eprintln!("error: {msg}");
             let integrity = err.chain().any(|e| {
                 e.downcast_ref::<belay_store::Error>()

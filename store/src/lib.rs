@@ -28,6 +28,7 @@ pub mod forget;
 pub mod gc;
 pub mod history;
 pub mod id;
+pub mod journal;
 pub mod object;
 pub mod path;
 pub mod repo;

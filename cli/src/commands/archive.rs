@@ -195,23 +195,25 @@ pub(crate) fn import(ctx: &Ctx, repo: &Repo, a: ImportArgs) -> Result<()> {
     let report = result.context("nothing was imported")?;
     let s = &report.summary;
     let verified = source.manifest().is_some();
+    let doc = json!({
+        "snapshot": report.snapshot.to_hex(),
+        "parent": report.parent.map(|p| p.to_hex()),
+        "source": name,
+        "file": a.file,
+        "format": source.format().name(),
+        "manifest": verified,
+        "original_snapshot": source.manifest().map(|m| m.snapshot.clone()),
+        "files": s.files,
+        "dirs": s.dirs,
+        "symlinks": s.symlinks,
+        "bytes": s.bytes,
+        "bytes_added": s.bytes_added,
+        "objects_added": s.objects_added,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    crate::journal::note(&doc);
     if ctx.json {
-        print_json(&json!({
-            "snapshot": report.snapshot.to_hex(),
-            "parent": report.parent.map(|p| p.to_hex()),
-            "source": name,
-            "file": a.file,
-            "format": source.format().name(),
-            "manifest": verified,
-            "original_snapshot": source.manifest().map(|m| m.snapshot.clone()),
-            "files": s.files,
-            "dirs": s.dirs,
-            "symlinks": s.symlinks,
-            "bytes": s.bytes,
-            "bytes_added": s.bytes_added,
-            "objects_added": s.objects_added,
-            "seconds": started.elapsed().as_secs_f64(),
-        }));
+        print_json(&doc);
     } else {
         ctx.info(format!(
             "snapshot {} saved for {name} from {file_name} ({}){}",

@@ -90,23 +90,25 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
     progress.finish();
     let report = result?;
     let s = &report.summary;
+    let doc = json!({
+        "snapshot": report.snapshot.to_hex(),
+        "parent": report.parent.map(|p| p.to_hex()),
+        "source": name,
+        "files": s.files,
+        "dirs": s.dirs,
+        "symlinks": s.symlinks,
+        "bytes": s.bytes,
+        "files_read": s.files_read,
+        "files_unchanged": report.files_unchanged,
+        "bytes_read": s.bytes_read,
+        "bytes_added": s.bytes_added,
+        "objects_added": s.objects_added,
+        "warnings": report.warnings,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    crate::journal::note(&doc);
     if ctx.json {
-        print_json(&json!({
-            "snapshot": report.snapshot.to_hex(),
-            "parent": report.parent.map(|p| p.to_hex()),
-            "source": name,
-            "files": s.files,
-            "dirs": s.dirs,
-            "symlinks": s.symlinks,
-            "bytes": s.bytes,
-            "files_read": s.files_read,
-            "files_unchanged": report.files_unchanged,
-            "bytes_read": s.bytes_read,
-            "bytes_added": s.bytes_added,
-            "objects_added": s.objects_added,
-            "warnings": report.warnings,
-            "seconds": started.elapsed().as_secs_f64(),
-        }));
+        print_json(&doc);
     } else {
         ctx.info(format!(
             "snapshot {} saved for {name}{}",

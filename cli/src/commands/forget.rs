@@ -99,6 +99,13 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     };
     let removed = plan.removed().count();
     let kept = plan.kept_count();
+    crate::journal::note(&json!({
+        "policy": described,
+        "kept": kept,
+        "removed": removed,
+        "removed_ids": plan.removed().map(|d| d.id.to_hex()).collect::<Vec<_>>(),
+        "source": a.source,
+    }));
     let mut out = std::io::stdout().lock();
     if !a.dry_run {
         forget::execute(repo, &plan)?;
@@ -172,6 +179,10 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
 
 pub(crate) fn undo(ctx: &Ctx, repo: &Repo) -> Result<()> {
     let r = forget::undo(repo)?;
+    crate::journal::note(&json!({
+        "restored": r.restored.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+        "lost": r.lost.len(),
+    }));
     if ctx.json {
         print_json(&json!({
             "restored": r.restored.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),

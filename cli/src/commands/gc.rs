@@ -81,6 +81,27 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
     let r = gc::gc(repo, &opts, &spinner);
     spinner.finish();
     let r = r?;
+    // Fold journal entries older than a week into one file (docs/format.md §12).
+    let compacted = if r.dry_run {
+        0
+    } else {
+        let week_ago =
+            jiff::Timestamp::now().as_nanosecond() as i64 - 7 * 24 * 3600 * 1_000_000_000;
+        belay_store::journal::compact(repo, week_ago).unwrap_or_else(|e| {
+            ctx.warn(format!("could not compact the journal: {e}"));
+            0
+        })
+    };
+    crate::journal::note(&json!({
+        "generation": r.generation,
+        "live_objects": r.live_objects,
+        "deleted_objects": r.deleted_objects,
+        "deleted_bytes": r.deleted_bytes,
+        "condemned_objects": r.condemned_objects,
+        "condemned_bytes": r.condemned_bytes,
+        "trash_emptied": r.trash_emptied,
+        "journal_files_compacted": compacted,
+    }));
     let seconds = started.elapsed().as_secs_f64();
     if ctx.json {
         print_json(&json!({

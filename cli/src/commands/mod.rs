@@ -11,6 +11,7 @@ mod find;
 mod forget;
 mod gc;
 mod history;
+mod journal;
 mod restore;
 mod shell;
 mod stats;
@@ -42,30 +43,59 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
             anyhow!("no repository given: use -r PATH, set BELAY_REPO, or set repository in the config file")
         })
     };
-    match cli.command {
-        Command::Init => init(&ctx, &repo_path()?),
-        Command::Backup(a) => backup::backup(&ctx, &open(&repo_path()?)?, a),
-        Command::Log(a) => history::log(&ctx, &open(&repo_path()?)?, a),
-        Command::Show { rev } => history::show(&ctx, &open(&repo_path()?)?, &rev),
-        Command::Ls { spec, recursive } => {
-            browse::ls(&ctx, &open(&repo_path()?)?, &spec, recursive)
+    let kind = crate::journal::kind_of(&cli.command);
+    let result = dispatch(&ctx, cli.command, &repo_path);
+    if let (Some(kind), Some(path)) = (kind, &repo) {
+        let msg = result.as_ref().err().map(error_line);
+        crate::journal::finish(path, kind, msg.as_deref(), ctx.quiet);
+    }
+    result
+}
+
+/// The error chain on one line, without repeating a cause whose text an
+/// outer message already includes.
+pub(crate) fn error_line(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for e in err.chain() {
+        let s = e.to_string();
+        if !msg.contains(&s) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&s);
         }
+    }
+    msg
+}
+
+fn dispatch(
+    ctx: &Ctx,
+    command: Command,
+    repo_path: &dyn Fn() -> Result<PathBuf>,
+) -> Result<ExitCode> {
+    match command {
+        Command::Init => init(ctx, &repo_path()?),
+        Command::Backup(a) => backup::backup(ctx, &open(&repo_path()?)?, a),
+        Command::Log(a) => history::log(ctx, &open(&repo_path()?)?, a),
+        Command::Show { rev } => history::show(ctx, &open(&repo_path()?)?, &rev),
+        Command::Ls { spec, recursive } => browse::ls(ctx, &open(&repo_path()?)?, &spec, recursive),
         Command::Cat { spec } => browse::cat(&open(&repo_path()?)?, &spec),
-        Command::Restore(a) => restore::restore(&ctx, &open(&repo_path()?)?, a),
-        Command::Forget(a) => forget::forget(&ctx, &open(&repo_path()?)?, a),
-        Command::UndoForget => forget::undo(&ctx, &open(&repo_path()?)?),
-        Command::Gc(a) => gc::gc(&ctx, &open(&repo_path()?)?, a),
-        Command::Check(a) => check::check(&ctx, &open(&repo_path()?)?, a),
-        Command::Stats { rev } => stats::stats(&ctx, &open(&repo_path()?)?, rev.as_deref()),
-        Command::Devices => crate::board::devices(&ctx),
-        Command::Diff(a) => return diff::diff(&ctx, &open(&repo_path()?)?, a),
-        Command::Tag(a) => tags::tag(&ctx, &open(&repo_path()?)?, a),
-        Command::Tags => tags::list(&ctx, &open(&repo_path()?)?),
-        Command::Find(a) => find::find(&ctx, &open(&repo_path()?)?, a),
-        Command::Export(a) => archive::export(&ctx, &open(&repo_path()?)?, a),
-        Command::Import(a) => archive::import(&ctx, &open(&repo_path()?)?, a),
+        Command::Restore(a) => restore::restore(ctx, &open(&repo_path()?)?, a),
+        Command::Forget(a) => forget::forget(ctx, &open(&repo_path()?)?, a),
+        Command::UndoForget => forget::undo(ctx, &open(&repo_path()?)?),
+        Command::Gc(a) => gc::gc(ctx, &open(&repo_path()?)?, a),
+        Command::Check(a) => check::check(ctx, &open(&repo_path()?)?, a),
+        Command::Stats { rev } => stats::stats(ctx, &open(&repo_path()?)?, rev.as_deref()),
+        Command::Devices => crate::board::devices(ctx),
+        Command::Diff(a) => return diff::diff(ctx, &open(&repo_path()?)?, a),
+        Command::Tag(a) => tags::tag(ctx, &open(&repo_path()?)?, a),
+        Command::Tags => tags::list(ctx, &open(&repo_path()?)?),
+        Command::Find(a) => find::find(ctx, &open(&repo_path()?)?, a),
+        Command::Export(a) => archive::export(ctx, &open(&repo_path()?)?, a),
+        Command::Import(a) => archive::import(ctx, &open(&repo_path()?)?, a),
+        Command::Journal(a) => journal::journal(ctx, &open(&repo_path()?)?, a),
         Command::Completions { shell } => shell::completions(shell),
-        Command::Man { dir } => shell::man(&ctx, dir.as_deref()),
+        Command::Man { dir } => shell::man(ctx, dir.as_deref()),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -111,13 +111,15 @@ pub(crate) fn restore(ctx: &Ctx, repo: &Repo, a: RestoreArgs) -> Result<()> {
     let result = restore::restore(repo, &planned, &sink, &progress);
     progress.finish();
     let r = result?;
+    let doc = json!({
+        "snapshot": id.to_hex(),
+        "target": target,
+        "files": r.files, "dirs": r.dirs, "symlinks": r.symlinks, "bytes": r.bytes,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    crate::journal::note(&doc);
     if ctx.json {
-        print_json(&json!({
-            "snapshot": id.to_hex(),
-            "target": target,
-            "files": r.files, "dirs": r.dirs, "symlinks": r.symlinks, "bytes": r.bytes,
-            "seconds": started.elapsed().as_secs_f64(),
-        }));
+        print_json(&doc);
     } else {
         ctx.info(format!(
             "restored {} files, {} dirs, {} symlinks ({}) from {} to {} in {:.2}s",

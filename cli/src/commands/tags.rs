@@ -52,6 +52,9 @@ pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
     if a.delete {
         let t = tags::delete(repo, &name)?
             .ok_or_else(|| anyhow!("no tag named {name:?} (`belay tags` lists them)"))?;
+        crate::journal::note(
+            &json!({"tag": name, "action": "delete", "snapshot": t.snapshot.to_hex()}),
+        );
         if ctx.json {
             print_json(&json!({"tag": name, "deleted": true, "snapshot": t.snapshot.to_hex()}));
         } else {
@@ -72,6 +75,13 @@ pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
     let snap = repo.read_snapshot(&id)?;
     let message = a.message.clone().unwrap_or_default();
     let previous = tags::write(repo, &name, &id, &message, a.force)?;
+    crate::journal::note(&json!({
+        "tag": name,
+        "action": if previous.is_some() { "move" } else { "create" },
+        "snapshot": id.to_hex(),
+        "previous": previous.map(|p| p.to_hex()),
+        "source": snap.source,
+    }));
     if ctx.json {
         let mut v = tag_json(
             repo,
