@@ -89,7 +89,17 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static Config> {
     let config = match path {
         Some(p) => match std::fs::read_to_string(&p) {
             Ok(text) => parse(&text, &p)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Config::default(),
+            // A default location that does not exist, or that this user
+            // cannot even look into (another user's home): no config.
+            Err(e)
+                if !must_exist
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    ) =>
+            {
+                Config::default()
+            }
             Err(e) => bail!("config file {}: {e}", p.display()),
         },
         None => Config::default(),
