@@ -724,8 +724,11 @@ fn a_full_disk_fails_cleanly_and_leaves_no_partial_snapshot() {
         let bytes = fs::read(&p).unwrap();
         belay_store::object::decode_object(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    // After freeing space, the same backup completes.
+    // After freeing space, the same backup completes. The failed backup's
+    // chunks (and its journal entry) still fill the repository's disk:
+    // gc --now frees the chunks no snapshot references.
     fs::remove_file(src.join("big.bin")).unwrap();
+    belay(&repo).args(["gc", "--now"]).assert().success();
     belay(&repo)
         .args(["backup", src.to_str().unwrap()])
         .assert()

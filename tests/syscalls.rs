@@ -1,7 +1,8 @@
 //! Syscall budget of an unchanged re-backup (issue 7), counted with
 //! `strace` (installed by tests/setup.sh): it opens no file contents of the
-//! source, opens no object of the repository, and writes at most 4 files in
-//! the repository (session file, snapshot object, snapshot marker, ref).
+//! source, opens no object of the repository, and writes at most 5 files in
+//! the repository (session file, snapshot object, snapshot marker, ref, and
+//! the audit journal's entry, docs/format.md §12).
 //! Counts, not time: deterministic on any machine.
 
 use std::fs;
@@ -90,7 +91,7 @@ fn traced_backup(repo: &Path, src: &Path, cache: &Path, trace: &Path) {
 }
 
 #[test]
-fn unchanged_rebackup_opens_no_contents_and_writes_at_most_4_files() {
+fn unchanged_rebackup_opens_no_contents_and_writes_at_most_5_files() {
     if !have_strace() {
         eprintln!("SKIPPED: strace is not installed (tests/setup.sh installs it)");
         return;
@@ -164,7 +165,7 @@ fn unchanged_rebackup_opens_no_contents_and_writes_at_most_4_files() {
         published.len()
     );
     assert!(
-        published.len() <= 4,
+        published.len() <= 5,
         "{} files written in the repository: {published:#?}",
         published.len()
     );

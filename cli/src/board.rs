@@ -802,24 +802,26 @@ pub fn restore(
     if let Err(e) = s.close() {
         out.warn(format!("{e}"));
     }
+    let doc = json!({
+        "snapshot": id.to_hex(),
+        "target": format!("serial:{port}"),
+        "board": label,
+        "safety_snapshot": safety.map(|s| s.to_hex()),
+        "safety_snapshot_new": safety_new,
+        "head": after.map(|s| s.to_hex()),
+        "source": name,
+        "files": report.files,
+        "dirs": report.dirs,
+        "bytes": report.bytes,
+        "unchanged": report.unchanged,
+        "removed": report.removed,
+        "bytes_transferred": pushed,
+        "wire_bytes": wire,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    crate::journal::note(&doc);
     if out.json {
-        print_json(&json!({
-            "snapshot": id.to_hex(),
-            "target": format!("serial:{port}"),
-            "board": label,
-            "safety_snapshot": safety.map(|s| s.to_hex()),
-            "safety_snapshot_new": safety_new,
-            "head": after.map(|s| s.to_hex()),
-            "source": name,
-            "files": report.files,
-            "dirs": report.dirs,
-            "bytes": report.bytes,
-            "unchanged": report.unchanged,
-            "removed": report.removed,
-            "bytes_transferred": pushed,
-            "wire_bytes": wire,
-            "seconds": started.elapsed().as_secs_f64(),
-        }));
+        print_json(&doc);
     } else {
         out.info(format!(
             "restored {} to {label}: wrote {} files ({}), created {} directories, removed {} entries, {} files were already identical, {:.2}s",
