@@ -57,8 +57,10 @@ pub fn finish(repo_path: &Path, kind: &str, error: Option<&str>, quiet: bool) {
         .remove("source")
         .and_then(|v| v.as_str().map(str::to_string));
     let mut snapshots = Vec::new();
-    for key in ["snapshot", "safety_snapshot"] {
-        if let Some(Value::String(s)) = details.get(key) {
+    for key in ["snapshot", "safety_snapshot", "head"] {
+        if let Some(Value::String(s)) = details.get(key)
+            && !snapshots.contains(s)
+        {
             snapshots.push(s.clone());
         }
     }
