@@ -45,16 +45,23 @@ pub fn mode_string(e: &TreeEntry) -> String {
 }
 
 pub fn snapshot_json(id: &ObjectId, s: &Snapshot, tags: &[String]) -> Value {
-    json!({
+    let mut v = json!({
         "id": id.to_hex(),
         "parents": s.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
         "time": rfc3339(s.time_ns),
         "source": s.source,
         "message": s.message,
         "tags": tags,
-        "safety": s.is_safety(),
-        "restored_from": s.meta_value(META_RESTORED_FROM),
-    })
+    });
+    // Only on snapshots made around a restore (other output stays as it was).
+    let o = v.as_object_mut().expect("an object");
+    if s.is_safety() {
+        o.insert("safety".into(), json!(true));
+    }
+    if let Some(r) = s.meta_value(META_RESTORED_FROM) {
+        o.insert("restored_from".into(), json!(r));
+    }
+    v
 }
 
 /// What a snapshot is, when belay made it around a restore (for `log`).
