@@ -166,6 +166,13 @@ pub fn backup_with(
     });
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.dedup_by(|a, b| a.path == b.path);
+    // Never write a tree that readers refuse (format.md: trees).
+    if let Some(e) = entries.iter().find(|e| {
+        let dirs = depth(&e.path) - usize::from(e.kind != SourceKind::Dir);
+        dirs > crate::tree::MAX_DEPTH
+    }) {
+        return Err(crate::walk::too_deep(&e.path));
+    }
 
     // Announce this backup before reading the parent or probing any object
     // (gc safety, docs/format.md §10).

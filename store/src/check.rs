@@ -14,7 +14,7 @@
 //! it affects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
@@ -25,7 +25,8 @@ use crate::id::ObjectId;
 use crate::object::{HEADER_LEN, Header, ObjectKind};
 use crate::path;
 use crate::repo::Repo;
-use crate::tree::Node;
+use crate::tree::{MAX_DEPTH, Node};
+use crate::walk;
 
 /// Which chunks to read whole.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -93,7 +94,7 @@ impl ReadData {
 #[derive(Clone, Debug)]
 pub struct Problem {
     /// `missing`, `truncated`, `corrupt`, `wrong-kind`, `size-mismatch`,
-    /// `bad-marker`, `bad-ref`, `dangling-ref`.
+    /// `too-deep`, `bad-marker`, `bad-ref`, `dangling-ref`.
     pub kind: &'static str,
     pub object: Option<ObjectId>,
     /// The object's path, or the marker's / ref's.
@@ -142,7 +143,8 @@ struct Checker<'a> {
     /// Problems by object id (index into report.problems).
     by_object: HashMap<ObjectId, usize>,
     chunks: HashMap<ObjectId, ChunkState>,
-    trees: HashSet<ObjectId>,
+    /// Trees checked, with how many levels of directories each holds.
+    trees: HashMap<ObjectId, usize>,
     /// Files whose chunks' sizes do not add up: (tree, name) -> problem.
     size_mismatch: HashMap<(ObjectId, Vec<u8>), usize>,
 }
@@ -227,7 +229,7 @@ impl Checker<'_> {
             path: path.clone(),
             reason,
         };
-        let mut f = match File::open(&path) {
+        let mut f = match crate::repo::open_regular(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
             Err(e) => return Err(Error::io(&path, e)),
@@ -265,84 +267,68 @@ impl Checker<'_> {
         Ok(header.raw_len)
     }
 
-    /// Check a tree and everything below it, once per tree id.
-    fn tree(&mut self, root: ObjectId) {
-        let mut stack = vec![root];
-        while let Some(t) = stack.pop() {
-            if !self.trees.insert(t) {
-                continue;
-            }
+    /// Check a tree and everything below it, once per tree id; returns how
+    /// many levels of directories it holds (0: no subdirectory).
+    fn tree(&mut self, root: ObjectId) -> usize {
+        let mut heights = std::mem::take(&mut self.trees);
+        let height = walk::fold_trees(self.repo, root, &mut heights, &mut |t, tree, below| {
             self.progress.objects(1);
             self.report.trees += 1;
-            let tree = match self.repo.read_tree(&t) {
+            let tree = match tree {
                 Ok(tree) => tree,
                 Err(e) => {
-                    self.object_problem(t, &e);
-                    continue;
+                    self.object_problem(*t, e);
+                    return 0;
                 }
             };
-            for e in tree.entries {
-                match e.node {
-                    Node::Dir { tree } => stack.push(tree),
-                    Node::File { size, chunks, .. } => {
-                        let mut total = 0u64;
-                        let mut all_ok = true;
-                        for c in chunks {
-                            match self.chunk(c) {
-                                ChunkState::Ok(n) => total += n,
-                                ChunkState::Bad(_) => all_ok = false,
-                            }
-                        }
-                        if all_ok && total != size {
-                            let i = self.problem(
-                                "size-mismatch",
-                                None,
-                                self.repo.object_path(&t),
-                                format!(
-                                    "file {:?} in tree {t}: its chunks hold {total} bytes, the tree says {size}",
-                                    path::display(&e.name)
-                                ),
-                            );
-                            self.size_mismatch.insert((t, e.name.clone()), i);
-                        }
+            for e in &tree.entries {
+                let Node::File { size, chunks, .. } = &e.node else {
+                    continue;
+                };
+                let mut total = 0u64;
+                let mut all_ok = true;
+                for c in chunks {
+                    match self.chunk(*c) {
+                        ChunkState::Ok(n) => total += n,
+                        ChunkState::Bad(_) => all_ok = false,
                     }
-                    Node::Symlink { .. } => {}
+                }
+                if all_ok && total != *size {
+                    let i = self.problem(
+                        "size-mismatch",
+                        None,
+                        self.repo.object_path(t),
+                        format!(
+                            "file {:?} in tree {t}: its chunks hold {total} bytes, the tree says {size}",
+                            path::display(&e.name)
+                        ),
+                    );
+                    self.size_mismatch.insert((*t, e.name.clone()), i);
                 }
             }
-        }
+            below.iter().map(|h| h + 1).max().unwrap_or(0)
+        });
+        self.trees = heights;
+        height
     }
 
     /// Does the tree (or anything below it) have a problem? Memoized.
     fn tainted(&mut self, t: ObjectId, memo: &mut HashMap<ObjectId, bool>) -> bool {
-        if let Some(&b) = memo.get(&t) {
-            return b;
-        }
-        memo.insert(t, false); // cycles cannot happen with hashes; be safe
-        let bad = if self.by_object.contains_key(&t) {
-            true
-        } else {
-            match self.repo.read_tree(&t) {
-                Err(_) => true,
-                Ok(tree) => {
-                    let mut bad = false;
-                    for e in &tree.entries {
-                        bad |= match &e.node {
-                            Node::Dir { tree } => self.tainted(*tree, memo),
-                            Node::File { chunks, .. } => {
-                                self.size_mismatch.contains_key(&(t, e.name.clone()))
-                                    || chunks.iter().any(|c| {
-                                        matches!(self.chunks.get(c), Some(ChunkState::Bad(_)))
-                                    })
-                            }
-                            Node::Symlink { .. } => false,
-                        };
-                    }
-                    bad
-                }
+        walk::fold_trees(self.repo, t, memo, &mut |id, tree, below| {
+            if self.by_object.contains_key(id) || below.iter().any(|b| *b) {
+                return true;
             }
-        };
-        memo.insert(t, bad);
-        bad
+            let Ok(tree) = tree else { return true };
+            tree.entries.iter().any(|e| match &e.node {
+                Node::File { chunks, .. } => {
+                    self.size_mismatch.contains_key(&(*id, e.name.clone()))
+                        || chunks
+                            .iter()
+                            .any(|c| matches!(self.chunks.get(c), Some(ChunkState::Bad(_))))
+                }
+                _ => false,
+            })
+        })
     }
 
     fn blame(&mut self, i: usize, snap: ObjectId, label: &str, p: &[u8]) {
@@ -414,7 +400,7 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
         report: CheckReport::default(),
         by_object: HashMap::new(),
         chunks: HashMap::new(),
-        trees: HashSet::new(),
+        trees: HashMap::new(),
         size_mismatch: HashMap::new(),
     };
     progress.phase("snapshots and refs");
@@ -454,10 +440,14 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
     }
     for kind in ["heads", "tags"] {
         for (name, p) in crate::repo::dir_entries(&repo.root().join("refs").join(kind))? {
-            if name.starts_with(TEMP_PREFIX) {
+            // Not a ref (format.md §1), as for every other reader.
+            if name.starts_with(TEMP_PREFIX)
+                || crate::repo::validate_ref_name(&name).is_err()
+                || p.is_dir()
+            {
                 continue;
             }
-            let text = fs::read_to_string(&p).unwrap_or_default();
+            let text = crate::repo::read_small_text(&p).unwrap_or_default();
             match text
                 .lines()
                 .next()
@@ -498,8 +488,19 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
         }
     }
     progress.phase("trees and chunks");
-    for (_, _, tree) in snaps.clone() {
-        c.tree(tree);
+    for (sid, _, tree) in snaps.clone() {
+        let levels = c.tree(tree);
+        if levels > MAX_DEPTH && !c.by_object.contains_key(&tree) {
+            c.problem(
+                "too-deep",
+                Some(tree),
+                repo.object_path(&tree),
+                format!(
+                    "snapshot {}: its directories nest {levels} levels deep, more than the {MAX_DEPTH} belay reads (docs/format.md); ls -r, restore, diff and find refuse it",
+                    sid.short()
+                ),
+            );
+        }
     }
     if !c.report.problems.is_empty() {
         progress.phase("finding affected files");
@@ -513,7 +514,8 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
     gc::walk_objects(
         repo,
         &mut |id, _, _| {
-            if !roots.contains_key(&id) && !c.trees.contains(&id) && !c.chunks.contains_key(&id) {
+            if !roots.contains_key(&id) && !c.trees.contains_key(&id) && !c.chunks.contains_key(&id)
+            {
                 unreferenced += 1;
             }
             Ok(())

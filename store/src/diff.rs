@@ -28,7 +28,8 @@ use crate::id::{ObjectId, Sha256};
 use crate::path;
 use crate::repo::Repo;
 use crate::source::{Source, SourceEntry, SourceKind};
-use crate::tree::{Node, Tree, TreeEntry};
+use crate::tree::{MAX_DEPTH, Node, Tree, TreeEntry};
+use crate::walk;
 
 /// The kind of a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -214,94 +215,114 @@ impl Walker<'_> {
         }
     }
 
-    fn walk(
-        &mut self,
-        prefix: &[u8],
+    /// Compare the trees `old` and `new` (`None`: empty) below the root.
+    /// Iterative, one frame per directory being compared, so the stack
+    /// does not grow with the depth of the trees.
+    fn walk(&mut self, old: Option<&ObjectId>, new: Option<&ObjectId>) -> Result<()> {
+        let mut stack: Vec<Frame> = Vec::new();
+        self.open(&mut stack, Vec::new(), old, new)?;
+        while !self.done() {
+            let Some(top) = stack.last_mut() else { break };
+            let (o, n) = match (top.old.last(), top.new.last()) {
+                (None, None) => {
+                    stack.pop();
+                    continue;
+                }
+                (Some(x), Some(y)) if x.name == y.name => (top.old.pop(), top.new.pop()),
+                (Some(x), Some(y)) if x.name < y.name => (top.old.pop(), None),
+                (Some(_), Some(_)) | (None, Some(_)) => (None, top.new.pop()),
+                (Some(_), None) => (top.old.pop(), None),
+            };
+            let name = &o
+                .as_ref()
+                .or(n.as_ref())
+                .expect("one side has the entry")
+                .name;
+            let p = path::join(&top.prefix, name);
+            if !self.filter.visits(&p) {
+                continue;
+            }
+            self.entry(&mut stack, p, o, n)?;
+        }
+        Ok(())
+    }
+
+    /// Start comparing the directories `old` and `new` at `prefix` (nothing
+    /// to do when their ids are equal).
+    fn open(
+        &self,
+        stack: &mut Vec<Frame>,
+        prefix: Vec<u8>,
         old: Option<&ObjectId>,
         new: Option<&ObjectId>,
     ) -> Result<()> {
         if old.is_some() && old == new {
             return Ok(());
         }
-        let a = self.tree(old)?;
-        let b = self.tree(new)?;
-        let (mut i, mut j) = (0, 0);
-        while (i < a.entries.len() || j < b.entries.len()) && !self.done() {
-            let o = a.entries.get(i);
-            let n = b.entries.get(j);
-            let (o, n) = match (o, n) {
-                (Some(x), Some(y)) if x.name == y.name => {
-                    i += 1;
-                    j += 1;
-                    (Some(x), Some(y))
-                }
-                (Some(x), Some(y)) if x.name < y.name => {
-                    i += 1;
-                    (Some(x), None)
-                }
-                (Some(_), Some(y)) => {
-                    j += 1;
-                    (None, Some(y))
-                }
-                (Some(x), None) => {
-                    i += 1;
-                    (Some(x), None)
-                }
-                (None, Some(y)) => {
-                    j += 1;
-                    (None, Some(y))
-                }
-                (None, None) => unreachable!(),
-            };
-            let name = &o.or(n).unwrap().name;
-            let p = path::join(prefix, name);
-            if !self.filter.visits(&p) {
-                continue;
-            }
-            self.entry(&p, o, n)?;
+        if stack.len() > MAX_DEPTH {
+            return Err(walk::too_deep(&prefix));
         }
+        let mut a = self.tree(old)?.entries;
+        let mut b = self.tree(new)?.entries;
+        // Popped from the end: the smallest name last.
+        a.reverse();
+        b.reverse();
+        stack.push(Frame {
+            prefix,
+            old: a,
+            new: b,
+        });
         Ok(())
     }
 
-    fn entry(&mut self, p: &[u8], o: Option<&TreeEntry>, n: Option<&TreeEntry>) -> Result<()> {
-        let dir = |e: Option<&TreeEntry>| match e.map(|e| &e.node) {
+    fn entry(
+        &mut self,
+        stack: &mut Vec<Frame>,
+        p: Vec<u8>,
+        o: Option<TreeEntry>,
+        n: Option<TreeEntry>,
+    ) -> Result<()> {
+        let dir = |e: &Option<TreeEntry>| match e.as_ref().map(|e| &e.node) {
             Some(Node::Dir { tree }) => Some(*tree),
             _ => None,
         };
+        let (old_dir, new_dir) = (dir(&o), dir(&n));
+        let (o, n) = (o.as_ref(), n.as_ref());
         match (o, n) {
-            (Some(o), None) => {
-                self.emit(p, ChangeKind::Removed, Some(o), None);
-                if let Some(t) = dir(Some(o)) {
-                    self.walk(p, Some(&t), None)?;
-                }
-            }
-            (None, Some(n)) => {
-                self.emit(p, ChangeKind::Added, None, Some(n));
-                if let Some(t) = dir(Some(n)) {
-                    self.walk(p, None, Some(&t))?;
-                }
-            }
+            (Some(o), None) => self.emit(&p, ChangeKind::Removed, Some(o), None),
+            (None, Some(n)) => self.emit(&p, ChangeKind::Added, None, Some(n)),
             (Some(o), Some(n)) if !same_kind(&o.node, &n.node) => {
-                self.emit(p, ChangeKind::TypeChanged, Some(o), Some(n));
-                if let Some(t) = dir(Some(o)) {
-                    self.walk(p, Some(&t), None)?;
-                }
-                if let Some(t) = dir(Some(n)) {
-                    self.walk(p, None, Some(&t))?;
-                }
+                self.emit(&p, ChangeKind::TypeChanged, Some(o), Some(n))
             }
             (Some(o), Some(n)) => {
                 if !same_content(&o.node, &n.node) || mode_changed(o, n) {
-                    self.emit(p, ChangeKind::Modified, Some(o), Some(n));
+                    self.emit(&p, ChangeKind::Modified, Some(o), Some(n));
                 }
-                if let (Some(a), Some(b)) = (dir(Some(o)), dir(Some(n))) {
-                    self.walk(p, Some(&a), Some(&b))?;
+                if let (Some(a), Some(b)) = (old_dir, new_dir) {
+                    return self.open(stack, p, Some(&a), Some(&b));
                 }
+                return Ok(());
             }
-            (None, None) => {}
+            (None, None) => return Ok(()),
+        }
+        // One side is not a directory (or is missing): list each side's
+        // contents on its own, the old side's first (so it is pushed last).
+        if let Some(t) = new_dir {
+            self.open(stack, p.clone(), None, Some(&t))?;
+        }
+        if let Some(t) = old_dir {
+            self.open(stack, p, Some(&t), None)?;
         }
         Ok(())
     }
+}
+
+/// One directory being compared: its path and the entries of each side
+/// not yet looked at, in reverse name order.
+struct Frame {
+    prefix: Vec<u8>,
+    old: Vec<TreeEntry>,
+    new: Vec<TreeEntry>,
 }
 
 /// Every change between the trees `old` and `new` (`None`: an empty tree),
@@ -319,7 +340,7 @@ pub fn diff_trees(
         out: Vec::new(),
         first_only: false,
     };
-    w.walk(b"", old, new)?;
+    w.walk(old, new)?;
     Ok(w.out)
 }
 
@@ -337,7 +358,7 @@ pub fn any_change(
         out: Vec::new(),
         first_only: true,
     };
-    w.walk(b"", old, new)?;
+    w.walk(old, new)?;
     Ok(!w.out.is_empty())
 }
 
@@ -392,7 +413,12 @@ pub fn diff_source(
 
     // The snapshot side, limited to the filter.
     let mut snap: BTreeMap<Vec<u8>, TreeEntry> = BTreeMap::new();
-    flatten_filtered(repo, old, b"", filter, &mut snap)?;
+    walk::visit_where(repo, old, b"", &|p| filter.visits(p), &mut |p, e| {
+        if filter.wants(p) {
+            snap.insert(p.to_vec(), e.clone());
+        }
+        Ok(())
+    })?;
 
     // Which files need a hash.
     let trusts = source.trusts_mtime();
@@ -502,30 +528,6 @@ pub fn diff_source(
     }
     report.warnings = warnings;
     Ok(report)
-}
-
-/// Every entry below `tree` that the filter wants, skipping subtrees it
-/// does not visit.
-fn flatten_filtered(
-    repo: &Repo,
-    tree: &ObjectId,
-    prefix: &[u8],
-    filter: &PathFilter,
-    out: &mut BTreeMap<Vec<u8>, TreeEntry>,
-) -> Result<()> {
-    for e in repo.read_tree(tree)?.entries {
-        let p = path::join(prefix, &e.name);
-        if !filter.visits(&p) {
-            continue;
-        }
-        if let Node::Dir { tree } = &e.node {
-            flatten_filtered(repo, tree, &p, filter, out)?;
-        }
-        if filter.wants(&p) {
-            out.insert(p, e);
-        }
-    }
-    Ok(())
 }
 
 /// SHA-256 and length of a file read from a source.

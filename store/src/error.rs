@@ -44,6 +44,11 @@ pub enum Error {
         found: &'static str,
         expected: &'static str,
     },
+    #[error(
+        "{path}: directories nest more than {max} levels deep, the most a belay snapshot may hold (docs/format.md §5)",
+        max = crate::tree::MAX_DEPTH
+    )]
+    TooDeep { path: String },
     #[error("{0}")]
     Rev(String),
     #[error("invalid name {name:?}: {reason}")]
@@ -91,6 +96,7 @@ impl Error {
             Error::MissingObject { .. }
                 | Error::CorruptObject { .. }
                 | Error::WrongKind { .. }
+                | Error::TooDeep { .. }
                 | Error::BadRef { .. }
                 | Error::Verify(_)
         )

@@ -84,11 +84,26 @@ pub struct Found {
 
 /// Finds entries matching a predicate in snapshot trees. Results are
 /// remembered per (tree, path), so a subtree shared by many snapshots is
-/// read and matched once.
+/// read and matched once. A directory's results refer to its
+/// subdirectories' results rather than copying them, so memory grows with
+/// the matches and trees, not with matches times depth.
 pub struct Finder<'a> {
     repo: &'a Repo,
     matcher: &'a dyn Fn(&[u8], &TreeEntry) -> bool,
-    memo: HashMap<(ObjectId, Vec<u8>), Rc<Vec<Found>>>,
+    memo: HashMap<(ObjectId, Vec<u8>), Rc<Vec<Piece>>>,
+}
+
+/// Part of a directory's results: a match, or a subdirectory's results.
+enum Piece {
+    Hit(Found),
+    Below(Rc<Vec<Piece>>),
+}
+
+/// A directory being searched: its memo key, remaining entries, results.
+struct Frame {
+    key: (ObjectId, Vec<u8>),
+    entries: std::vec::IntoIter<TreeEntry>,
+    out: Vec<Piece>,
 }
 
 impl<'a> Finder<'a> {
@@ -101,33 +116,79 @@ impl<'a> Finder<'a> {
     }
 
     /// Every matching entry below the root tree `tree`, in path order.
-    pub fn find(&mut self, tree: &ObjectId) -> Result<Rc<Vec<Found>>> {
-        self.find_in(tree, b"")
+    pub fn find(&mut self, tree: &ObjectId) -> Result<Vec<Found>> {
+        let pieces = self.pieces(*tree)?;
+        let mut out = Vec::new();
+        let mut stack = vec![(pieces, 0usize)];
+        while let Some((list, i)) = stack.last_mut() {
+            let Some(piece) = list.get(*i) else {
+                stack.pop();
+                continue;
+            };
+            *i += 1;
+            match piece {
+                Piece::Hit(f) => out.push(f.clone()),
+                Piece::Below(below) => {
+                    let below = below.clone();
+                    stack.push((below, 0));
+                }
+            }
+        }
+        Ok(out)
     }
 
-    fn find_in(&mut self, tree: &ObjectId, prefix: &[u8]) -> Result<Rc<Vec<Found>>> {
-        let key = (*tree, prefix.to_vec());
+    /// The results below `root`, searched depth first with an explicit
+    /// stack (at most [`crate::tree::MAX_DEPTH`] levels).
+    fn pieces(&mut self, root: ObjectId) -> Result<Rc<Vec<Piece>>> {
+        let key = (root, Vec::new());
         if let Some(hit) = self.memo.get(&key) {
             return Ok(hit.clone());
         }
-        let t = self.repo.read_tree(tree)?;
-        let mut out = Vec::new();
-        for e in t.entries {
-            let p = path::join(prefix, &e.name);
+        let mut stack = vec![self.frame(key)?];
+        loop {
+            let top = stack.last_mut().expect("the root frame is popped last");
+            let Some(e) = top.entries.next() else {
+                let done = stack.pop().expect("non-empty");
+                let pieces = Rc::new(done.out);
+                self.memo.insert(done.key, pieces.clone());
+                match stack.last_mut() {
+                    Some(parent) => parent.out.push(Piece::Below(pieces)),
+                    None => return Ok(pieces),
+                }
+                continue;
+            };
+            let p = path::join(&top.key.1, &e.name);
+            let subtree = match &e.node {
+                Node::Dir { tree } => Some(*tree),
+                _ => None,
+            };
             if (self.matcher)(&p, &e) {
-                out.push(Found {
+                top.out.push(Piece::Hit(Found {
                     path: p.clone(),
-                    entry: e.clone(),
-                });
+                    entry: e,
+                }));
             }
-            if let Node::Dir { tree } = &e.node {
-                let below = self.find_in(tree, &p)?;
-                out.extend(below.iter().cloned());
+            if let Some(tree) = subtree {
+                let key = (tree, p);
+                if let Some(hit) = self.memo.get(&key) {
+                    top.out.push(Piece::Below(hit.clone()));
+                } else if stack.len() > crate::tree::MAX_DEPTH {
+                    return Err(crate::walk::too_deep(&key.1));
+                } else {
+                    let frame = self.frame(key)?;
+                    stack.push(frame);
+                }
             }
         }
-        let out = Rc::new(out);
-        self.memo.insert(key, out.clone());
-        Ok(out)
+    }
+
+    fn frame(&self, key: (ObjectId, Vec<u8>)) -> Result<Frame> {
+        let t = self.repo.read_tree(&key.0)?;
+        Ok(Frame {
+            key,
+            entries: t.entries.into_iter(),
+            out: Vec::new(),
+        })
     }
 }
 

@@ -14,6 +14,7 @@
 //! ```
 
 use std::cell::RefCell;
+use std::io::Read;
 
 use crate::codec::MAX_PAYLOAD;
 
@@ -111,6 +112,10 @@ impl Header {
     }
 }
 
+/// Payloads claiming at most this many bytes are decompressed into a buffer
+/// of the claimed size in one call; larger claims grow with the output.
+const PREALLOCATE_UP_TO: u64 = 1 << 20;
+
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
@@ -170,6 +175,16 @@ pub fn decode_object(file: &[u8]) -> Result<(Header, Vec<u8>), String> {
     }
     let raw = match header.compression {
         Compression::None => body.to_vec(),
+        // A large claim is not believed up front: the output grows only as
+        // far as the stream really expands (and stops one byte past the
+        // claim, for a bomb).
+        Compression::Zstd if header.raw_len > PREALLOCATE_UP_TO => {
+            let mut out = Vec::new();
+            zstd::stream::read::Decoder::new(body)
+                .and_then(|d| d.take(header.raw_len + 1).read_to_end(&mut out))
+                .map_err(|e| format!("zstd: {e}"))?;
+            out
+        }
         Compression::Zstd => DECOMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {

@@ -40,6 +40,16 @@ pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// Lossless-enough display: valid UTF-8 as is, other bytes as `\xNN`.
+/// [`display`] of at most the first 60 bytes of a path, with `...` when
+/// longer, for one-line messages about paths of any length.
+pub fn display_short(path: &[u8]) -> String {
+    const SHOWN: usize = 60;
+    if path.len() <= SHOWN {
+        return display(path);
+    }
+    format!("{}...", display(&path[..SHOWN]))
+}
+
 pub fn display(path: &[u8]) -> String {
     let mut out = String::new();
     for chunk in path.utf8_chunks() {

@@ -138,7 +138,7 @@ impl Repo {
 
     pub fn open(root: &Path) -> Result<Repo> {
         let path = root.join("config");
-        let text = match fs::read(&path) {
+        let text = match read_regular(&path, MAX_SMALL_FILE) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NotARepository(root.to_path_buf()));
@@ -223,7 +223,7 @@ impl Repo {
     }
 
     fn object_is_complete(&self, path: &Path) -> bool {
-        let Ok(mut f) = File::open(path) else {
+        let Ok(mut f) = open_regular(path) else {
             return false;
         };
         let Ok(meta) = f.metadata() else { return false };
@@ -347,7 +347,8 @@ impl Repo {
 
     fn read_object_unchecked_cache(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
         let path = self.object_path(id);
-        let file = match fs::read(&path) {
+        let max = (HEADER_LEN + crate::codec::MAX_PAYLOAD) as u64;
+        let file = match read_regular(&path, max) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::MissingObject {
@@ -454,7 +455,7 @@ impl Repo {
     pub fn read_ref(&self, kind: RefKind, name: &str) -> Result<Option<ObjectId>> {
         validate_ref_name(name)?;
         let path = self.ref_path(kind, name);
-        match fs::read_to_string(&path) {
+        match read_small_text(&path) {
             Ok(text) => parse_ref(&text).map(Some).ok_or_else(|| Error::BadRef {
                 path,
                 reason: "does not hold a 64-digit snapshot id".into(),
@@ -488,8 +489,9 @@ impl Repo {
     /// an error naming it.
     pub fn list_refs(&self, kind: RefKind) -> Result<BTreeMap<String, ObjectId>> {
         let mut out = BTreeMap::new();
-        for (name, _) in dir_entries(&self.root.join(kind.dir()))? {
-            if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() {
+        for (name, path) in dir_entries(&self.root.join(kind.dir()))? {
+            // Not a ref (format.md §1): ignored, like a directory in refs/.
+            if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() || path.is_dir() {
                 continue;
             }
             if let Some(id) = self.read_ref(kind, &name)? {
@@ -498,6 +500,47 @@ impl Repo {
         }
         Ok(out)
     }
+}
+
+/// Open a repository file for reading without trusting what it is (the
+/// drive may be written by anyone): a FIFO does not block the open, and
+/// anything but a regular file (a device, a directory) is refused.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
+}
+
+/// Read a repository file of at most `max` bytes ([`open_regular`]); a
+/// larger one is an error, never read whole.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    open_regular(path)?.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes, not a belay file"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Largest `config`, ref or tag file a reader accepts.
+pub const MAX_SMALL_FILE: u64 = 64 << 10;
+
+/// [`read_regular`] of a small text file (config, ref, tag).
+pub fn read_small_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_regular(path, MAX_SMALL_FILE)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// The entries of a repository directory as (name, path), sorted by name.

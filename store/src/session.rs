@@ -147,7 +147,7 @@ fn owner_from_name(name: &str) -> Option<Owner> {
 }
 
 fn read_owner(path: &Path) -> Option<Owner> {
-    serde_json::from_slice(&fs::read(path).ok()?).ok()
+    serde_json::from_slice(&crate::repo::read_regular(path, crate::repo::MAX_SMALL_FILE).ok()?).ok()
 }
 
 /// A session or lock file in the repository.
@@ -180,7 +180,7 @@ pub fn list_sessions(repo: &Repo, now: SystemTime) -> Result<Vec<Active>> {
 /// The gc generation (`gc/generation`); 0 when the file is missing.
 pub fn generation(repo: &Repo) -> Result<u64> {
     let path = repo.root().join("gc").join("generation");
-    match fs::read_to_string(&path) {
+    match crate::repo::read_small_text(&path) {
         Ok(t) => t.trim().parse().map_err(|_| Error::BadRef {
             path,
             reason: "gc generation is not a number".into(),

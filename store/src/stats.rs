@@ -11,7 +11,7 @@
 //!   that no earlier live snapshot reaches.
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
@@ -81,7 +81,7 @@ struct ObjInfo {
 
 fn info(repo: &Repo, id: &ObjectId) -> ObjInfo {
     let path = repo.object_path(id);
-    let Ok(mut f) = File::open(&path) else {
+    let Ok(mut f) = crate::repo::open_regular(&path) else {
         return ObjInfo {
             stored: 0,
             allocated: 0,

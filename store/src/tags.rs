@@ -13,7 +13,6 @@
 //! and the first blank line are reserved for future fields and ignored;
 //! everything after the first blank line is the message.
 
-use std::fs;
 use std::io;
 use std::path::PathBuf;
 
@@ -64,7 +63,7 @@ pub fn decode(text: &str) -> Option<(ObjectId, String)> {
 pub fn read(repo: &Repo, name: &str) -> Result<Option<Tag>> {
     validate_ref_name(name)?;
     let path = tag_path(repo, name);
-    match fs::read_to_string(&path) {
+    match crate::repo::read_small_text(&path) {
         Ok(text) => {
             let (snapshot, message) = decode(&text).ok_or_else(|| Error::BadRef {
                 path: path.clone(),

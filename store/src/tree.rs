@@ -8,6 +8,15 @@ use crate::codec;
 use crate::id::{ObjectId, Sha256};
 use crate::path::valid_name;
 
+/// How deep directories may nest: a directory's tree is at most this many
+/// levels below the snapshot's root tree (a path holds at most this many
+/// directories). Readers refuse deeper trees with
+/// [`crate::Error::TooDeep`] and `check` reports them, so no walk's memory
+/// or stack grows with what a hostile repository claims. Git's
+/// `core.maxTreeDepth` has the same default; a path within Linux's
+/// `PATH_MAX` (4096 bytes) nests at most 2048 deep.
+pub const MAX_DEPTH: usize = 4096;
+
 /// What a tree entry is. Variant order is part of the format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Node {

@@ -28,11 +28,20 @@ pub enum Snap {
 /// left out (creating entries changes them); file mtimes are included.
 pub fn describe(root: &Path) -> BTreeMap<Vec<u8>, Snap> {
     let mut out = BTreeMap::new();
-    describe_into(root, root, &mut out);
+    // An explicit stack: folders may nest thousands deep.
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        describe_dir(root, &dir, &mut out, &mut dirs);
+    }
     out
 }
 
-fn describe_into(root: &Path, dir: &Path, out: &mut BTreeMap<Vec<u8>, Snap>) {
+fn describe_dir(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<Vec<u8>, Snap>,
+    dirs: &mut Vec<std::path::PathBuf>,
+) {
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let p = e.path();
@@ -58,7 +67,7 @@ fn describe_into(root: &Path, dir: &Path, out: &mut BTreeMap<Vec<u8>, Snap>) {
                     mode: m.permissions().mode() & 0o7777,
                 },
             );
-            describe_into(root, &p, out);
+            dirs.push(p);
         } else if m.is_file() {
             let data = fs::read(&p).unwrap();
             out.insert(

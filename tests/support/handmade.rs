@@ -32,3 +32,40 @@ pub fn commit_tree(repo: &Repo, source: &str, tree: &Tree) -> ObjectId {
     repo.write_ref(RefKind::Head, source, &id).unwrap();
     id
 }
+
+/// A snapshot of `source` whose directories nest `depth` deep: `d/d/…/d/`
+/// with the file `f` (holding `content`) at the bottom; trees are written
+/// bottom-up, as a hostile writer could. Returns the snapshot id.
+pub fn commit_deep_chain(repo: &Repo, source: &str, depth: usize, content: &[u8]) -> ObjectId {
+    use belay_store::tree::{Node, TreeEntry};
+    let (chunk, _) = repo.write_object(ObjectKind::Chunk, content).unwrap();
+    let mut tree = Tree {
+        entries: vec![TreeEntry {
+            name: b"f".to_vec(),
+            mode: 0o644,
+            mtime_ns: None,
+            node: Node::File {
+                size: content.len() as u64,
+                sha256: sha256(content),
+                chunks: vec![chunk],
+            },
+        }],
+    };
+    for _ in 0..depth {
+        let (id, _) = repo.write_tree(&tree).unwrap();
+        tree = Tree {
+            entries: vec![TreeEntry {
+                name: b"d".to_vec(),
+                mode: 0o755,
+                mtime_ns: None,
+                node: Node::Dir { tree: id },
+            }],
+        };
+    }
+    commit_tree(repo, source, &tree)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}

@@ -22,7 +22,7 @@ pub(crate) fn resolve_spec(repo: &Repo, spec: &str) -> Result<(ObjectId, Vec<u8>
     let entry = walk::lookup(repo, &snap.tree, &path)?.ok_or_else(|| {
         anyhow!(
             "{}: no such path in snapshot {}",
-            bpath::display(&path),
+            bpath::display_short(&path),
             id.short()
         )
     })?;
