@@ -496,7 +496,8 @@ fn hostile_refs_and_tag_names_with_dots_or_slashes() {
         assert_eq!(m.code, Some(0), "{args:?}: {}", m.stderr_text());
     }
     // Names given by the user: refused before any file is touched.
-    for name in ["../../escaped", "a/b", "..", "sub/x", ".hidden", "a\u{0}b"] {
+    // (A NUL cannot be passed in an argument at all.)
+    for name in ["../../escaped", "a/b", "..", "sub/x", ".hidden"] {
         for args in [
             vec!["tag", name, "src"],
             vec!["log", name],

@@ -86,6 +86,8 @@ pub fn run_measured(cmd: &mut Command) -> Measured {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    // Reaped by the wait4 below, which also gives the rusage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
