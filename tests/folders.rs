@@ -188,18 +188,31 @@ fn same_tree_again_or_under_another_name_adds_only_the_snapshot() {
     rich_tree(&src);
     let first = backup(&repo, &src, "a");
     assert!(first["bytes_added"].as_u64().unwrap() > 70_000);
-    for name in ["a", "b"] {
-        let again = backup(&repo, &src, name);
-        assert!(
-            again["bytes_added"].as_u64().unwrap() < 1024,
-            "{name}: {again}"
-        );
-        assert_eq!(again["objects_added"], 1, "{name}: {again}");
-    }
-    // An unchanged re-backup of the same source reads no file.
+    // Under another name: only the new snapshot is added.
+    let other = backup(&repo, &src, "b");
+    assert!(other["bytes_added"].as_u64().unwrap() < 1024, "{other}");
+    assert_eq!(other["objects_added"], 1, "{other}");
+    // An unchanged re-backup of the same source reads no file and, as git
+    // without --allow-empty, adds no snapshot: it names the latest one.
     let again = backup(&repo, &src, "a");
     assert_eq!(again["bytes_read"], 0);
     assert_eq!(again["files_read"], 0);
+    assert_eq!(again["unchanged"], true, "{again}");
+    assert_eq!(again["snapshot"], first["snapshot"]);
+    assert_eq!(again["objects_added"], 0, "{again}");
+    let forced = belay_json(
+        &repo,
+        &[
+            "backup",
+            src.to_str().unwrap(),
+            "--name",
+            "a",
+            "--allow-empty",
+        ],
+    );
+    assert_eq!(forced["unchanged"], false);
+    assert_eq!(forced["parent"], first["snapshot"]);
+    assert_eq!(forced["objects_added"], 1, "{forced}");
 }
 
 #[test]

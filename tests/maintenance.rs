@@ -176,7 +176,7 @@ fn policy_keep_within_counts_from_the_newest_snapshot_not_now() {
         (at(12, 30, 0)..HOURS).collect()
     );
     let p = Policy {
-        within: Some(Within::parse("1m").unwrap()),
+        within: Some(Within::parse("1mo").unwrap()),
         ..Default::default()
     };
     assert_eq!(kept(&p, &snaps, &TimeZone::UTC).len(), 31 * 24);
@@ -606,9 +606,23 @@ fn undo_forget_brings_back_snapshots_and_heads_until_gc() {
         .assert()
         .failure()
         .stderr(predicates::str::contains("nothing to undo"));
-    // After gc the trash is empty: undo is refused.
+    // A gc within the grace period keeps the last forget's trash: undo
+    // still works (the first gc used to empty it silently).
     belay_json(&repo, &["forget", "--keep-last", "1"]);
-    belay_json(&repo, &["gc"]);
+    let g = belay_json(&repo, &["gc"]);
+    assert_eq!(g["trash_kept"], 2, "{g}");
+    assert_eq!(g["trash_emptied"], 0, "{g}");
+    belay(&repo)
+        .arg("undo-forget")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("brought back 2 snapshots"));
+    belay(&repo).arg("check").assert().success();
+    // Once the forget is older than the grace period, gc empties the
+    // trash: undo is refused.
+    belay_json(&repo, &["forget", "--keep-last", "1"]);
+    let g = belay_json(&repo, &["gc", "--grace", "0"]);
+    assert_eq!(g["trash_emptied"], 2, "{g}");
     belay(&repo).arg("undo-forget").assert().failure();
     // An empty policy is refused, whatever else is given.
     belay(&repo)

@@ -1,5 +1,6 @@
 //! Command-line syntax (clap). Every command's help ends with examples.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -13,8 +14,14 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Examples:\n  belay -r ~/belay-repo init\n  export BELAY_REPO=~/belay-repo\n  belay backup ./my-board -m 'before flashing'\n  belay log\n  belay restore my-board --to ./restored"
 )]
 pub struct Cli {
-    /// Repository path (or set BELAY_REPO); goes before the command
-    #[arg(short = 'r', long = "repo", env = "BELAY_REPO", value_name = "PATH")]
+    /// Repository path (or set BELAY_REPO)
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "BELAY_REPO",
+        value_name = "PATH",
+        global = true
+    )]
     pub repo: Option<PathBuf>,
 
     /// Config file (default: $XDG_CONFIG_HOME/belay/config.toml or ~/.config/belay/config.toml)
@@ -33,8 +40,23 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorWhen,
+
+    /// Never page long output (`log`); else BELAY_PAGER, PAGER or `less -FRX` on a terminal
+    #[arg(long, global = true)]
+    pub no_pager: bool,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,9 +109,9 @@ pub enum Command {
     )]
     Restore(RestoreArgs),
 
-    /// Remove snapshots by a retention policy (restic's rules), per source; undo with undo-forget until gc
+    /// Remove snapshots by id, or by a retention policy (restic's rules) per source; undo with undo-forget
     #[command(
-        after_help = "Examples:\n  belay forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run\n  belay forget --keep-last 10 --source pico-7\n  belay forget --keep-within 30d --keep-monthly unlimited\n  belay forget --undo          # bring back what the last forget removed\n\nEach --keep-hourly/daily/weekly/monthly/yearly N keeps the newest snapshot of each of the N most recent hours/days/... that have snapshots; --keep-within counts back from the source's newest snapshot. Tagged snapshots are always kept. Nothing is deleted until `belay gc`."
+        after_help = "Examples:\n  belay forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run\n  belay forget --keep-last 10 --source pico-7\n  belay forget --keep-within 30d --keep-monthly unlimited\n  belay forget 4f4425b2 pico-7~3   # these snapshots\n  belay forget --undo          # bring back what the last forget removed\n\nEach --keep-hourly/daily/weekly/monthly/yearly N keeps the newest snapshot of each of the N most recent hours/days/... that have snapshots; --keep-within counts back from the source's newest snapshot. Tagged snapshots are always kept. Nothing is deleted until `belay gc`."
     )]
     Forget(ForgetArgs),
 
@@ -201,6 +223,9 @@ pub struct BackupArgs {
     /// Leave out files that cannot be read (with a warning) instead of failing
     #[arg(long)]
     pub skip_unreadable: bool,
+    /// Save a snapshot even when nothing changed since the last one (as git commit --allow-empty)
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Boards: compress on the board (default when the board can)
     #[arg(long, overrides_with = "no_deflate")]
     pub deflate: bool,
@@ -331,6 +356,9 @@ pub struct RestoreArgs {
 
 #[derive(Args, Debug)]
 pub struct ForgetArgs {
+    /// Snapshots to remove (ids, prefixes, NAME~N…), instead of a policy
+    #[arg(value_name = "SNAPSHOT", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tags", "source"])]
+    pub snapshots: Vec<String>,
     /// Keep the N newest snapshots ('unlimited' keeps all)
     #[arg(long, value_name = "N")]
     pub keep_last: Option<String>,
@@ -349,7 +377,7 @@ pub struct ForgetArgs {
     /// Keep the newest snapshot of each of the N most recent years that have snapshots
     #[arg(long, value_name = "N")]
     pub keep_yearly: Option<String>,
-    /// Keep snapshots taken within DURATION (e.g. 1y6m, 30d, 12h; m = months) of the source's newest
+    /// Keep snapshots taken within DURATION of the source's newest (e.g. 1y6mo, 30d, 12h; mo = months)
     #[arg(long, value_name = "DURATION")]
     pub keep_within: Option<String>,
     /// Keep snapshots with a tag matching NAME (globs * ?); every tagged snapshot is kept anyway
@@ -362,7 +390,7 @@ pub struct ForgetArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Bring back what the last forget removed (same as undo-forget)
-    #[arg(long, conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tags", "source", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["snapshots", "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tags", "source", "dry_run"])]
     pub undo: bool,
 }
 
@@ -371,7 +399,7 @@ pub struct GcArgs {
     /// Show what would be deleted and condemned; change nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// How long a condemned object waits before a later gc deletes it (e.g. 24h, 2d, 30m, 0)
+    /// How long a condemned object waits before a later gc deletes it (e.g. 24h, 2d, 30m = 30 minutes, 0)
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     pub grace: String,
     /// Delete unreferenced objects now, skipping the grace period (only when no backup is running)
@@ -442,4 +470,48 @@ pub struct JournalArgs {
     /// Only the last N entries
     #[arg(short = 'n', long = "max-count", value_name = "N")]
     pub max_count: Option<usize>,
+}
+
+/// Rewrite git's `log -3` into `log -n 3` (clap has no numeric flags).
+/// Only arguments of `log` before `--` are touched.
+pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    // The subcommand is the first argument that is neither an option nor
+    // the value of a global option that takes one.
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if ["-r", "--repo", "--config", "--color"].contains(&a.as_ref()) {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if args.get(i).is_none_or(|a| a != "log") {
+        return args;
+    }
+    let mut out: Vec<OsString> = args.drain(..=i).collect();
+    let mut rest = args.into_iter();
+    for a in rest.by_ref() {
+        if a == "--" {
+            out.push(a);
+            break;
+        }
+        let count = a
+            .to_str()
+            .and_then(|s| s.strip_prefix('-'))
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string);
+        match count {
+            Some(n) => {
+                out.push("-n".into());
+                out.push(n.into());
+            }
+            None => out.push(a),
+        }
+    }
+    out.extend(rest);
+    out
 }

@@ -3,6 +3,7 @@
 //! names the board, takes the safety snapshot before a restore, and prints
 //! human or JSON output.
 
+use crate::output::outln;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -248,7 +249,7 @@ pub fn backup(
     let started = Instant::now();
     let cache = open_cache(out, repo);
     // Ctrl-C ends the session cleanly (no snapshot, board left in its REPL).
-    port::install_interrupt_handler();
+    port::catch_interrupts();
     let session = connect(out, port, baud)?;
     let hash = !a.no_hash;
     let name = board_name(out, repo, &session, a.name.as_deref())?;
@@ -272,6 +273,7 @@ pub fn backup(
         user: who.user,
         time_ns: who.time_ns,
         skip_unreadable: false,
+        skip_if_unchanged: false,
     };
     out.note(format!(
         "{label}: listing{} its files…",
@@ -345,7 +347,7 @@ pub fn backup(
     });
     crate::journal::note(&doc);
     if out.json {
-        print_json(&doc);
+        print_json(&doc)?;
     } else {
         out.info(format!(
             "snapshot {} saved for {name} ({label}){}",
@@ -580,16 +582,16 @@ pub fn restore(
         });
         crate::journal::note(&doc);
         if out.json {
-            print_json(&doc);
+            print_json(&doc)?;
         } else if a.dry_run {
             for p in &changes.removes {
-                println!("would remove {}", bpath::display(&p.0));
+                outln!("would remove {}", bpath::display(&p.0))?;
             }
             for p in &changes.mkdirs {
-                println!("would create {}/", bpath::display(&p.path));
+                outln!("would create {}/", bpath::display(&p.path))?;
             }
             for p in &changes.writes {
-                println!("would write {}", bpath::display(&p.path));
+                outln!("would write {}", bpath::display(&p.path))?;
             }
             out.info(format!("{summary} (dry run, nothing changed)"));
         } else {
@@ -651,7 +653,7 @@ pub fn restore(
             bail!("restore cancelled; the board was not changed");
         }
     }
-    port::install_interrupt_handler();
+    port::catch_interrupts();
     let cache = open_cache(out, repo);
     let name = board_name(out, repo, &session.lock().unwrap(), None)?;
     // The safety snapshot: what the board holds now, before anything
@@ -694,6 +696,7 @@ pub fn restore(
                 user: who.user.clone(),
                 time_ns: who.time_ns,
                 skip_unreadable: false,
+                skip_if_unchanged: false,
             };
             let progress = Progress::new(out.quiet || out.json, "safety snapshot");
             // Everything the restore overwrites or removes is in it, even
@@ -773,6 +776,7 @@ pub fn restore(
         user: who.user.clone(),
         time_ns: crate::commands::now_ns().max(who.time_ns + 1),
         skip_unreadable: false,
+        skip_if_unchanged: false,
     };
     let progress = Progress::new(out.quiet || out.json, "recording");
     let after = run_backup(
@@ -821,7 +825,7 @@ pub fn restore(
     });
     crate::journal::note(&doc);
     if out.json {
-        print_json(&doc);
+        print_json(&doc)?;
     } else {
         out.info(format!(
             "restored {} to {label}: wrote {} files ({}), created {} directories, removed {} entries, {} files were already identical, {:.2}s",
@@ -863,7 +867,7 @@ pub fn devices(out: &Ctx) -> Result<()> {
                 })
             })
             .collect();
-        print_json(&serde_json::Value::Array(arr));
+        print_json(&serde_json::Value::Array(arr))?;
         return Ok(());
     }
     if devs.is_empty() {
@@ -881,7 +885,7 @@ pub fn devices(out: &Ctx) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ");
         let mark = if d.micropython_likely { "*" } else { " " };
-        println!(
+        outln!(
             "{mark} {:<16} {:<10} {:<9} {}{}",
             d.port,
             d.kind,
@@ -891,7 +895,7 @@ pub fn devices(out: &Ctx) -> Result<()> {
                 .as_ref()
                 .map(|b| format!("  [{b}]"))
                 .unwrap_or_default()
-        );
+        )?;
     }
     out.info("* likely a MicroPython board; back one up with: belay backup serial:PORT");
     Ok(())

@@ -1,6 +1,6 @@
 //! The `belay` binary: parse arguments, run one command, print human or
 //! JSON output, map errors to exit codes (0 ok, 1 error, 2 usage,
-//! 3 integrity problem).
+//! 3 integrity problem, 130 interrupted).
 
 mod args;
 mod board;
@@ -8,31 +8,92 @@ mod commands;
 mod config;
 mod journal;
 mod output;
+mod pager;
 mod progress;
 
+use std::io::Write;
 use std::process::ExitCode;
 
+use belay_transport::serial::port;
 use clap::Parser;
+use serde::Serialize;
+
+/// Exit code after Ctrl-C, as shells report a process ended by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// What `--json` prints on stderr when a command fails.
+#[derive(Serialize)]
+struct JsonError<'a> {
+    error: &'a str,
+    kind: &'a str,
+    exit_code: u8,
+}
+
+fn report(json: bool, message: &str, kind: &str, code: u8) -> ExitCode {
+    if json {
+        let e = JsonError {
+            error: message,
+            kind,
+            exit_code: code,
+        };
+        let line = serde_json::to_string(&e).expect("plain strings serialize");
+        let _ = writeln!(std::io::stderr(), "{line}");
+    } else {
+        let _ = writeln!(std::io::stderr(), "error: {message}");
+    }
+    ExitCode::from(code)
+}
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let args = args::normalize(std::env::args_os());
+    let wants_json = args.iter().any(|a| a == "--json");
+    let cli = match args::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if wants_json && e.use_stderr() => {
+            // clap's first line, without its "error: " prefix and usage.
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            return report(true, first, "usage", 2);
+        }
+        Err(e) => e.exit(),
+    };
+    // Ctrl-C: a board session ends cleanly (the board is left in its
+    // REPL) and the command fails with exit code 130; anything else, or a
+    // second Ctrl-C, ends the process at once with 130. Every repository
+    // write is atomic, so stopping between two of them loses nothing.
+    let _ = ctrlc::set_handler(|| {
+        if !port::interrupt() {
+            std::process::exit(EXIT_INTERRUPTED.into());
+        }
+    });
+    let json = cli.json;
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // A closed stdout (`belay cat x | head`) is not an error.
-            if err
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            // A closed stdout (`belay log | head`) is not an error: stop
+            // quietly, as ripgrep does.
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             let msg = commands::error_line(&err);
-            eprintln!("error: {msg}");
             let integrity = err.chain().any(|e| {
                 e.downcast_ref::<belay_store::Error>()
                     .is_some_and(|e| e.is_integrity())
             });
-            ExitCode::from(if integrity { 3 } else { 1 })
+            if port::was_interrupted() {
+                report(json, &msg, "interrupted", EXIT_INTERRUPTED)
+            } else if integrity {
+                report(json, &msg, "integrity", 3)
+            } else {
+                report(json, &msg, "error", 1)
+            }
         }
     }
 }

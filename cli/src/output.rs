@@ -3,6 +3,8 @@
 use belay_store::ObjectId;
 use belay_store::snapshot::{META_RESTORED_FROM, Snapshot};
 use belay_store::tree::{Node, TreeEntry};
+use std::io::Write;
+
 use serde_json::{Value, json};
 
 pub fn time_ns(ns: i64) -> String {
@@ -75,6 +77,21 @@ pub fn restore_role(s: &Snapshot) -> Option<&'static str> {
     }
 }
 
-pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+/// Print one JSON document on stdout. A closed stdout is an error the
+/// caller passes up (main ends quietly on a broken pipe).
+pub fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    out.flush()
 }
+
+/// `println!` that returns the write's error instead of panicking on a
+/// closed stdout: `outln!("x {y}")?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+pub(crate) use outln;

@@ -38,6 +38,10 @@ pub struct BackupOptions {
     pub time_ns: i64,
     /// Leave out files that cannot be read (with a warning) instead of failing.
     pub skip_unreadable: bool,
+    /// Commit no snapshot when the tree (and the firmware) equal the
+    /// parent's, as git refuses an empty commit; [`BackupReport::committed`]
+    /// is then false and `snapshot` is the parent.
+    pub skip_if_unchanged: bool,
 }
 
 /// Callbacks for progress and warnings; all optional.
@@ -109,6 +113,9 @@ pub struct BackupReport {
     /// Of those, files found through [`KnownFiles`] (not in the parent).
     pub files_known: u64,
     pub warnings: Vec<String>,
+    /// False when nothing changed and [`BackupOptions::skip_if_unchanged`]
+    /// kept the parent as the latest snapshot.
+    pub committed: bool,
 }
 
 /// What is known about a file already in the repository.
@@ -470,6 +477,29 @@ pub fn backup_with(
     crate::session::pause_point("backup-before-commit");
     session.before_commit(repo, &snap.tree, known_files.and_then(|k| k.generation()))?;
     crate::session::pause_point("backup-committing");
+    if opts.skip_if_unchanged
+        && let Some(p) = parent
+        && repo.is_live(&p)
+    {
+        let before = repo.read_snapshot(&p)?;
+        if before.tree == snap.tree
+            && before.device_value("firmware") == snap.device_value("firmware")
+        {
+            drop(session);
+            // Not written: the snapshot is not part of what was added.
+            summary.objects_added -= 1;
+            summary.bytes_added -= snapshot_bytes;
+            return Ok(BackupReport {
+                snapshot: p,
+                parent,
+                summary,
+                files_unchanged,
+                files_known,
+                warnings,
+                committed: false,
+            });
+        }
+    }
     let (id, _) = repo.commit_snapshot(&snap)?;
     session.after_commit(repo, &snap.tree, &id)?;
     repo.write_ref(RefKind::Head, &opts.name, &id)?;
@@ -485,6 +515,7 @@ pub fn backup_with(
         files_unchanged,
         files_known,
         warnings,
+        committed: true,
     })
 }
 

@@ -113,12 +113,7 @@ pub fn plan_per_source(
         };
         let decisions = retention::apply(&policy, &cands, tz);
         let head_before = heads.get(&source).copied();
-        let head_after = match head_before {
-            Some(h) if decisions.iter().any(|d| d.id == h && !d.keep) => {
-                decisions.iter().find(|d| d.keep).map(|d| d.id)
-            }
-            other => other,
-        };
+        let head_after = next_head(head_before, &decisions);
         sources.push(SourcePlan {
             source,
             policy: policy.describe(),
@@ -128,6 +123,87 @@ pub fn plan_per_source(
         });
     }
     Ok(ForgetPlan { sources })
+}
+
+/// A plan that removes exactly the snapshots `ids` (`belay forget ID...`):
+/// each source they belong to is listed with every live snapshot, the
+/// named ones removed, the others kept ("not named"). A tagged snapshot is
+/// refused (delete the tag first), as is one already forgotten.
+pub fn plan_ids(repo: &Repo, ids: &[ObjectId]) -> Result<ForgetPlan> {
+    let mut tags: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
+    for (name, id) in repo.list_refs(RefKind::Tag)? {
+        tags.entry(id).or_default().push(name);
+    }
+    let mut sources: BTreeMap<String, ()> = BTreeMap::new();
+    for id in ids {
+        if !repo.is_live(id) {
+            return Err(Error::Rev(format!(
+                "snapshot {} is not live (already forgotten?)",
+                id.short()
+            )));
+        }
+        if let Some(t) = tags.get(id) {
+            return Err(Error::Rev(format!(
+                "snapshot {} is tagged {}: delete the tag first (`belay tag -d {}`)",
+                id.short(),
+                t.join(", "),
+                t[0]
+            )));
+        }
+        sources.insert(repo.read_snapshot(id)?.source, ());
+    }
+    let heads = repo.list_refs(RefKind::Head)?;
+    let mut groups: BTreeMap<String, Vec<(ObjectId, i64)>> = BTreeMap::new();
+    for id in repo.list_snapshots()? {
+        let snap = repo.read_snapshot(&id)?;
+        if sources.contains_key(&snap.source) {
+            groups
+                .entry(snap.source.clone())
+                .or_default()
+                .push((id, snap.time_ns));
+        }
+    }
+    let mut out = Vec::new();
+    for (source, mut list) in groups {
+        list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let decisions: Vec<Decision<ObjectId>> = list
+            .iter()
+            .map(|&(id, time_ns)| {
+                let keep = !ids.contains(&id);
+                Decision {
+                    id,
+                    time_ns,
+                    keep,
+                    reasons: if keep {
+                        vec!["not named".into()]
+                    } else {
+                        vec![]
+                    },
+                }
+            })
+            .collect();
+        let head_before = heads.get(&source).copied();
+        let head_after = next_head(head_before, &decisions);
+        out.push(SourcePlan {
+            source,
+            policy: "named snapshots".into(),
+            decisions,
+            head_before,
+            head_after,
+        });
+    }
+    Ok(ForgetPlan { sources: out })
+}
+
+/// Where a head points after a plan: unchanged, or (when its snapshot is
+/// removed) the newest kept one, or nowhere.
+fn next_head(head: Option<ObjectId>, decisions: &[Decision<ObjectId>]) -> Option<ObjectId> {
+    match head {
+        Some(h) if decisions.iter().any(|d| d.id == h && !d.keep) => {
+            decisions.iter().find(|d| d.keep).map(|d| d.id)
+        }
+        other => other,
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -89,6 +89,11 @@ pub struct GcReport {
     pub deleted_while_backups_ran: bool,
     pub stale_sessions_removed: u64,
     pub trash_emptied: u64,
+    /// Forgotten snapshots of the last forget left in the trash: it is
+    /// younger than the grace period, so `undo-forget` still works.
+    pub trash_kept: u64,
+    /// When a gc may empty them.
+    pub trash_expires_in: Option<Duration>,
     pub temp_files_removed: u64,
     pub warnings: Vec<String>,
 }
@@ -361,7 +366,34 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         deleting = None;
     }
 
-    let trash_at_start = trash_entries(repo)?;
+    let mut trash_at_start = trash_entries(repo)?;
+    // The last forget stays undoable for the grace period, by the share's
+    // clock (its undo record's mtime); older trash goes, and all of it
+    // with --now. Its snapshots' objects are condemned meanwhile, so they
+    // are deleted no earlier than the trash is emptied.
+    let mut trash_kept = Vec::new();
+    if !opts.now
+        && let Some(record) = crate::forget::last_forget(repo)?
+    {
+        let undo = repo.root().join("trash").join(crate::forget::UNDO_FILE);
+        let age = fs::metadata(&undo)
+            .and_then(|m| m.modified())
+            .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO))
+            .at(&undo)?;
+        if age < opts.grace {
+            report.trash_expires_in = Some(opts.grace - age);
+            trash_at_start.retain(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                let held =
+                    name == crate::forget::UNDO_FILE || record.snapshots.iter().any(|s| *s == name);
+                if held {
+                    trash_kept.push(p.clone());
+                }
+                !held
+            });
+            report.trash_kept = count_markers(&trash_kept);
+        }
+    }
     progress.phase("marking");
     let roots = roots(repo)?;
     report.roots = roots.len() as u64;

@@ -15,8 +15,8 @@ use crate::snapshot::Snapshot;
 use crate::tree::{Node, TreeEntry};
 
 /// The snapshots of source `name`, newest first: those reachable from its
-/// head along first parents (stopping at a forgotten one) and every live
-/// snapshot recorded under that name.
+/// head along first parents (forgotten ones too, until gc collects them:
+/// check `Repo::is_live`) and every live snapshot recorded under that name.
 pub fn source_snapshots(repo: &Repo, name: &str) -> Result<Vec<(ObjectId, Snapshot)>> {
     // Snapshot payloads come from the local cache's catalogue when it has
     // them, so this lists no objects and reads few.
@@ -46,7 +46,8 @@ pub fn source_snapshots(repo: &Repo, name: &str) -> Result<Vec<(ObjectId, Snapsh
 /// The latest snapshot of source `name` taken at or before `limit_ns`
 /// (host clock). `what` describes the limit for the error message.
 pub fn at_or_before(repo: &Repo, name: &str, limit_ns: i64, what: &str) -> Result<ObjectId> {
-    let all = source_snapshots(repo, name)?;
+    let mut all = source_snapshots(repo, name)?;
+    all.retain(|(id, _)| repo.is_live(id));
     if all.is_empty() {
         return Err(Error::Rev(format!(
             "no source named {name:?} (`belay log --oneline` lists sources)"

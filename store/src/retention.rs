@@ -6,7 +6,7 @@
 //!   recent hours/days/ISO weeks/months/years *that have snapshots*, the newest
 //!   snapshot in it (buckets are calendar periods of the given time zone);
 //! - `keep-within DURATION` keeps every snapshot taken less than DURATION
-//!   (`1y5m7d2h`: years, months, days, hours; `w` weeks) before the group's
+//!   (`1y 6mo`, `30d`, `12h`: see `timespec::parse_span`) before the group's
 //!   newest snapshot — not before "now", so an idle source keeps its history;
 //! - `keep-tag NAME` keeps snapshots a tag of that name points at (tagged
 //!   snapshots are always kept anyway, whatever the policy);
@@ -21,92 +21,51 @@
 //! bucket.
 
 use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, ToSpan};
+use jiff::{Span, Timestamp};
 
 /// How many buckets a rule keeps. `u32::MAX` means unlimited.
 pub type Count = u32;
 pub const UNLIMITED: Count = u32::MAX;
 
-/// A calendar span for `--keep-within`: restic's `1y5m7d2h` (years, months,
-/// days, hours); `w` (weeks) is accepted as 7 days.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Within {
-    pub years: i64,
-    pub months: i64,
-    pub days: i64,
-    pub hours: i64,
+/// A span for `--keep-within`, in the one duration syntax
+/// ([`crate::timespec::parse_span`]): `30d`, `1y 6mo`, `12h`. restic's
+/// `m` for months is refused with a hint (`m` is minutes elsewhere).
+#[derive(Clone, Copy, Debug)]
+pub struct Within(Span);
+
+impl PartialEq for Within {
+    fn eq(&self, other: &Within) -> bool {
+        self.0.fieldwise() == other.0.fieldwise()
+    }
 }
+impl Eq for Within {}
 
 impl Within {
     pub fn parse(s: &str) -> Result<Within, String> {
-        let bad = || {
-            format!(
-                "cannot read {s:?} as a duration: use numbers with units y (years), m (months), w (weeks), d (days), h (hours), e.g. 1y6m, 30d, 12h"
-            )
-        };
-        let mut w = Within::default();
-        let mut num = String::new();
-        let mut any = false;
-        for c in s.trim().chars() {
-            if c.is_ascii_digit() {
-                num.push(c);
-                continue;
-            }
-            let n: i64 = num.parse().map_err(|_| bad())?;
-            if n > 100_000 {
-                return Err(bad());
-            }
-            num.clear();
-            match c {
-                'y' => w.years += n,
-                'm' => w.months += n,
-                'w' => w.days += 7 * n,
-                'd' => w.days += n,
-                'h' => w.hours += n,
-                _ => return Err(bad()),
-            }
-            any = true;
+        if crate::timespec::has_bare_m(s) {
+            return Err(format!(
+                "{s:?}: `m` is ambiguous here (restic reads months, belay's durations minutes); write `mo` for months (e.g. {}) or `min` for minutes",
+                s.replace('m', "mo")
+            ));
         }
-        if !num.is_empty() || !any {
-            return Err(bad());
-        }
-        if w == Within::default() {
+        let span = crate::timespec::parse_span(s)?;
+        if span.is_zero() || span.is_negative() {
             return Err(format!("{s:?}: the duration must be longer than 0"));
         }
-        Ok(w)
+        Ok(Within(span))
     }
 
     /// The instant `self` before `t`, calendar-correct in `tz`.
     fn before(&self, t: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         let z = t.to_zoned(tz.clone());
-        let span: Span = self
-            .years
-            .years()
-            .months(self.months)
-            .days(self.days)
-            .hours(self.hours);
-        z.checked_sub(span).ok().map(|z| z.timestamp())
+        z.checked_sub(self.0).ok().map(|z| z.timestamp())
     }
 }
 
 impl std::fmt::Display for Within {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut any = false;
-        for (n, u) in [
-            (self.years, 'y'),
-            (self.months, 'm'),
-            (self.days, 'd'),
-            (self.hours, 'h'),
-        ] {
-            if n != 0 {
-                write!(f, "{n}{u}")?;
-                any = true;
-            }
-        }
-        if !any {
-            f.write_str("0h")?;
-        }
-        Ok(())
+        // The friendly format without spaces: `1y6mo`, `30d`.
+        write!(f, "{}", format!("{:#}", self.0).replace(' ', ""))
     }
 }
 
@@ -142,6 +101,7 @@ impl Policy {
         if self.is_empty() {
             return Err("no retention policy given: forgetting every snapshot is refused; use --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within or --keep-tag".into());
         }
+        tag_matcher(&self.tags)?;
         Ok(())
     }
 
@@ -282,7 +242,9 @@ pub fn apply<I: Clone + Ord>(
         (Some(w), Some(newest)) => w.before(ts(newest.time_ns), tz),
         _ => None,
     };
-    let tag_matches = |tag: &str| policy.tags.iter().any(|p| glob_match(p, tag));
+    // `validate` has checked the patterns; an invalid one matches nothing.
+    let tag_set = tag_matcher(&policy.tags).unwrap_or_else(|_| globset::GlobSet::empty());
+    let tag_matches = |tag: &str| tag_set.is_match(tag);
 
     let mut out = Vec::with_capacity(list.len());
     for (i, s) in list.iter().enumerate() {
@@ -335,73 +297,31 @@ pub fn apply<I: Clone + Ord>(
     out
 }
 
-/// `*` (any run of characters) and `?` (one character) globbing, for tag names.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
+/// The `--keep-tag` patterns as one matcher (globset syntax: `*`, `?`,
+/// `[abc]`, `{a,b}`; tag names have no `/`).
+pub fn tag_matcher(patterns: &[String]) -> Result<globset::GlobSet, String> {
+    let mut set = globset::GlobSetBuilder::new();
+    for p in patterns {
+        set.add(globset::Glob::new(p).map_err(|e| format!("--keep-tag {p:?}: {e}"))?);
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    set.build().map_err(|e| e.to_string())
 }
 
-/// A duration for `gc --grace`: numbers with units `d`, `h`, `m` (minutes),
-/// `s`, e.g. `24h`, `1d12h`, `90m`, or `0`.
+/// A duration for `gc --grace`, in the one duration syntax
+/// ([`crate::timespec::parse_span`]): `24h`, `2d`, `90m`, `0`. Days are 24
+/// hours; months and years are refused (a grace period is short).
 pub fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || {
-        format!(
-            "cannot read {s:?} as a duration: use numbers with units d, h, m (minutes), s, e.g. 24h, 2d, 30m, or 0"
-        )
-    };
-    let t = s.trim();
-    if t == "0" {
-        return Ok(std::time::Duration::ZERO);
+    let span = crate::timespec::parse_span(s)?;
+    if span.get_years() != 0 || span.get_months() != 0 {
+        return Err(format!(
+            "{s:?}: give the grace period in weeks, days, hours or minutes (e.g. 30d)"
+        ));
     }
-    let mut secs: u64 = 0;
-    let mut num = String::new();
-    let mut any = false;
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        let mul = match c {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        secs = n
-            .checked_mul(mul)
-            .and_then(|x| secs.checked_add(x))
-            .ok_or_else(bad)?;
-        any = true;
-    }
-    if !num.is_empty() || !any {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs(secs))
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("{s:?}: {e}"))?;
+    std::time::Duration::try_from(d)
+        .map_err(|_| format!("{s:?}: the duration must not be negative"))
 }
 
 #[cfg(test)]
@@ -410,22 +330,18 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(
-            Within::parse("1y5m7d2h").unwrap(),
-            Within {
-                years: 1,
-                months: 5,
-                days: 7,
-                hours: 2
-            }
-        );
-        assert_eq!(Within::parse("2w").unwrap().days, 14);
+        assert_eq!(Within::parse("1y5mo7d2h").unwrap().to_string(), "1y5mo7d2h");
+        assert_eq!(Within::parse("2w").unwrap().to_string(), "2w");
+        let hint = Within::parse("1y5m").unwrap_err();
+        assert!(hint.contains("1y5mo"), "{hint}");
         assert!(Within::parse("").is_err());
         assert!(Within::parse("5").is_err());
         assert!(Within::parse("5x").is_err());
         assert!(Within::parse("0d").is_err());
         assert_eq!(parse_grace("24h").unwrap().as_secs(), 86_400);
         assert_eq!(parse_grace("1d30m").unwrap().as_secs(), 88_200);
+        assert_eq!(parse_grace("30m").unwrap().as_secs(), 1_800);
+        assert!(parse_grace("1mo").is_err());
         assert_eq!(parse_grace("0").unwrap().as_secs(), 0);
         assert!(parse_grace("soon").is_err());
         assert_eq!(parse_count("unlimited").unwrap(), UNLIMITED);
@@ -434,10 +350,13 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("v*", "v1.2"));
-        assert!(glob_match("release-?", "release-3"));
-        assert!(!glob_match("release-?", "release-33"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a", "b"));
+        let m = |p: &str, name: &str| tag_matcher(&[p.to_string()]).unwrap().is_match(name);
+        assert!(m("v*", "v1.2"));
+        assert!(m("release-?", "release-3"));
+        assert!(!m("release-?", "release-33"));
+        assert!(m("*", ""));
+        assert!(!m("a", "b"));
+        assert!(m("{shipped,field}-*", "field-7"));
+        assert!(tag_matcher(&["[".to_string()]).is_err());
     }
 }

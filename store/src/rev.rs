@@ -10,9 +10,15 @@
 //! <name>@{date}  the latest snapshot of source <name> on or before the end
 //!                of that day (host clock; any form of `timespec`)
 //! <rev>:<path>   a path inside the snapshot (for ls, cat, restore)
+//! HEAD, latest   the latest snapshot of the only source (refused, with the
+//!                sources listed, when there are several)
+//! A..B           (log, diff) git's range: B and its ancestors that are not
+//!                A or its ancestors; `A..` ends at the latest snapshot of
+//!                A's source
 //! ```
 //!
-//! Tags win over source names, and both over id prefixes.
+//! Tags win over source names, both over `HEAD`/`latest`, and all over id
+//! prefixes.
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
@@ -26,7 +32,92 @@ pub fn split_path(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The names that stand for the latest snapshot of the only source.
+pub const LATEST_NAMES: [&str; 2] = ["HEAD", "latest"];
+
+/// The latest snapshot of the repository's only source; `what` is how the
+/// caller asked (for the message when there are several sources).
+pub fn only_head(repo: &Repo, what: &str) -> Result<ObjectId> {
+    let heads = repo.list_refs(RefKind::Head)?;
+    let mut it = heads.iter();
+    match (it.next(), it.next()) {
+        (None, _) => Err(Error::Rev(format!(
+            "{what}: the repository has no snapshots yet; run `belay backup` first"
+        ))),
+        (Some((_, id)), None) => Ok(*id),
+        (Some((first, _)), Some(_)) => {
+            let names: Vec<&str> = heads.keys().map(String::as_str).collect();
+            Err(Error::Rev(format!(
+                "{what}: the repository has several sources ({}); name one, e.g. `{first}` (its latest snapshot)",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// Split git's `A..B` range syntax; `None` when `spec` is not a range.
+/// `A...B` (a symmetric difference in git) is refused: snapshots have one
+/// line of parents.
+pub fn split_range(spec: &str) -> Result<Option<(&str, &str)>> {
+    if spec.contains("...") {
+        return Err(Error::Rev(format!(
+            "{spec:?}: A...B is not supported (a snapshot has a single parent); write A..B for the snapshots after A up to B, or give two revisions to diff"
+        )));
+    }
+    Ok(spec.split_once(".."))
+}
+
+/// The snapshots of `A..B`, newest first: B and its live ancestors, up to
+/// (not including) A or any ancestor of A. An empty B is the latest
+/// snapshot of A's source; an empty A is no lower bound.
+pub fn resolve_range(repo: &Repo, from: &str, to: &str) -> Result<Vec<ObjectId>> {
+    let stop: std::collections::BTreeSet<ObjectId> = if from.is_empty() {
+        Default::default()
+    } else {
+        ancestors(repo, resolve(repo, from)?)?.into_iter().collect()
+    };
+    let to_id = if to.is_empty() {
+        if from.is_empty() {
+            return Err(Error::Rev(
+                "\"..\": give at least one side of the range, e.g. NAME~3..NAME".into(),
+            ));
+        }
+        let a = resolve(repo, from)?;
+        let source = repo.read_snapshot(&a)?.source;
+        repo.read_ref(RefKind::Head, &source)?.ok_or_else(|| {
+            Error::Rev(format!(
+                "{from}..: source {source:?} has no latest snapshot (it was forgotten)"
+            ))
+        })?
+    } else {
+        resolve(repo, to)?
+    };
+    Ok(ancestors(repo, to_id)?
+        .into_iter()
+        .take_while(|id| !stop.contains(id))
+        .collect())
+}
+
+/// `id` and its live ancestors along the first parent, newest first.
+fn ancestors(repo: &Repo, id: ObjectId) -> Result<Vec<ObjectId>> {
+    let mut out = vec![id];
+    let mut next = repo.read_snapshot(&id)?.parents.first().copied();
+    while let Some(p) = next {
+        if !repo.is_live(&p) {
+            break;
+        }
+        out.push(p);
+        next = repo.read_snapshot(&p)?.parents.first().copied();
+    }
+    Ok(out)
+}
+
 pub fn resolve(repo: &Repo, rev: &str) -> Result<ObjectId> {
+    if rev.contains("..") {
+        return Err(Error::Rev(format!(
+            "{rev:?}: a range A..B is accepted by `belay log` and `belay diff` only; here give one snapshot"
+        )));
+    }
     let (base, ops) = match rev.find(['~', '^']) {
         Some(i) => (&rev[..i], &rev[i..]),
         None => (rev, ""),
@@ -114,6 +205,9 @@ fn resolve_base(repo: &Repo, base: &str) -> Result<ObjectId> {
         if let Some(id) = repo.read_ref(RefKind::Head, base)? {
             return Ok(id);
         }
+    }
+    if LATEST_NAMES.contains(&base) {
+        return only_head(repo, base);
     }
     let is_hex = base.len() >= 4 && base.len() < 64 && base.chars().all(|c| c.is_ascii_hexdigit());
     if is_hex {

@@ -64,6 +64,14 @@ enum SnapshotRecord {
 }
 
 impl Snapshot {
+    /// A value of the board facts (`device`), e.g. `firmware`.
+    pub fn device_value(&self, k: &str) -> Option<&str> {
+        self.device
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(&SnapshotRecord::V1(self.clone()))
     }

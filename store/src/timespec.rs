@@ -10,6 +10,10 @@
 //! - `today`, `yesterday` — days, like a date; `now`;
 //! - `3 days ago`, `2w`, `12h`, `1 month ago` — that long before now
 //!   (calendar units by the local calendar).
+//!
+//! Durations — these, `forget --keep-within`, `gc --grace` — have one syntax,
+//! [`parse_span`]: jiff's "friendly" format (`30d`, `2h 30m`, `1y 6mo`,
+//! `90min`, `2 weeks`; `m` is minutes, `mo` months) or ISO 8601 (`P1Y6M`).
 
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
@@ -71,7 +75,7 @@ pub fn parse(s: &str, bound: Bound, now: Timestamp, tz: &TimeZone) -> Result<i64
         return day(d);
     }
     if t.chars().next().is_some_and(|c| c.is_ascii_digit())
-        && let Ok(span) = t.parse::<Span>()
+        && let Ok(span) = parse_span(t)
     {
         let back = if span.is_negative() {
             span
@@ -82,6 +86,35 @@ pub fn parse(s: &str, bound: Bound, now: Timestamp, tz: &TimeZone) -> Result<i64
         return Ok(z.timestamp().as_nanosecond() as i64);
     }
     Err(bad())
+}
+
+/// A duration typed by a user: jiff's friendly format (`30d`, `1y 6mo`,
+/// `2h30m`, `90 minutes`, `3 days ago`) or ISO 8601 (`P30D`); `0` is none.
+/// Units: `y` years, `mo` months, `w` weeks, `d` days, `h` hours, `m`/`min`
+/// minutes, `s` seconds.
+pub fn parse_span(s: &str) -> Result<Span, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Span::new());
+    }
+    t.parse::<Span>().map_err(|_| {
+        format!(
+            "cannot read {s:?} as a duration: use numbers with units y, mo (months), w, d, h, m (minutes), s, e.g. 30d, 1y 6mo, 2h30m"
+        )
+    })
+}
+
+/// Whether `s` uses `m` alone as a unit (`30m`, `1y6m`). It means minutes
+/// in [`parse_span`], but months in restic's `--keep-within`: callers where
+/// the old reading was months refuse it rather than change its meaning.
+pub fn has_bare_m(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'm'
+            && i > 0
+            && (b[i - 1].is_ascii_digit() || b[i - 1] == b' ')
+            && b.get(i + 1).is_none_or(|n| !n.is_ascii_alphabetic())
+    })
 }
 
 #[cfg(test)]
@@ -136,8 +169,45 @@ mod tests {
             utc("1 month ago", Bound::Start).unwrap(),
             ts("2026-02-14T12:00:00Z")
         );
+        assert_eq!(
+            utc("2mo", Bound::Start).unwrap(),
+            ts("2026-01-14T12:00:00Z")
+        );
+        assert_eq!(
+            utc("90m", Bound::Start).unwrap(),
+            ts("2026-03-14T10:30:00Z")
+        );
         assert!(utc("next tuesday", Bound::Start).is_err());
         assert!(utc("2026-13-01", Bound::Start).is_err());
         assert!(utc("", Bound::Start).is_err());
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    #[test]
+    fn one_duration_syntax() {
+        let hours = |s: &str| {
+            parse_span(s)
+                .unwrap()
+                .total((jiff::Unit::Hour, jiff::SpanRelativeTo::days_are_24_hours()))
+                .unwrap()
+        };
+        assert_eq!(hours("24h"), 24.0);
+        assert_eq!(hours("1d 12h"), 36.0);
+        assert_eq!(hours("1d12h"), 36.0);
+        assert_eq!(hours("90m"), 1.5);
+        assert_eq!(hours("90min"), 1.5);
+        assert_eq!(hours("2w"), 336.0);
+        assert_eq!(hours("P2D"), 48.0);
+        assert_eq!(hours("0"), 0.0);
+        let s = parse_span("1y 6mo").unwrap();
+        assert_eq!((s.get_years(), s.get_months()), (1, 6));
+        assert!(parse_span("soon").is_err());
+        assert!(parse_span("5").is_err());
+        assert!(has_bare_m("30m") && has_bare_m("1y6m") && has_bare_m("1y 6m 2d"));
+        assert!(!has_bare_m("6mo") && !has_bare_m("30min") && !has_bare_m("2 months"));
     }
 }

@@ -78,6 +78,7 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
         user: username(),
         time_ns: now_ns(),
         skip_unreadable: a.skip_unreadable,
+        skip_if_unchanged: !a.allow_empty,
     };
     let progress = Progress::new(ctx.quiet || ctx.json, "backup");
     // The local cache makes an unchanged re-backup read no parent trees;
@@ -91,6 +92,7 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
     let report = result?;
     let s = &report.summary;
     let doc = json!({
+        "unchanged": !report.committed,
         "snapshot": report.snapshot.to_hex(),
         "parent": report.parent.map(|p| p.to_hex()),
         "source": name,
@@ -108,7 +110,12 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
     });
     crate::journal::note(&doc);
     if ctx.json {
-        print_json(&doc);
+        print_json(&doc)?;
+    } else if !report.committed {
+        ctx.info(format!(
+            "no changes since snapshot {} of {name}: nothing saved (`--allow-empty` saves one anyway)",
+            report.snapshot.short()
+        ));
     } else {
         ctx.info(format!(
             "snapshot {} saved for {name}{}",

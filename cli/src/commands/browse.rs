@@ -75,7 +75,7 @@ pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<
                 v
             })
             .collect();
-        print_json(&serde_json::Value::Array(arr));
+        print_json(&serde_json::Value::Array(arr))?;
         return Ok(());
     }
     let mut out = std::io::stdout().lock();

@@ -44,7 +44,7 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
                 "files": p.files,
                 "more_files": p.more_files,
             })).collect::<Vec<_>>(),
-        }));
+        }))?;
     } else {
         let read = match read_data {
             ReadData::None => String::new(),

@@ -63,7 +63,22 @@ pub(crate) fn diff(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<ExitCode> {
     })
 }
 
-fn diff_sides(ctx: &Ctx, repo: &Repo, a: DiffArgs) -> Result<()> {
+fn diff_sides(ctx: &Ctx, repo: &Repo, mut a: DiffArgs) -> Result<()> {
+    // git's `diff A..B` is `diff A B`.
+    if a.to.is_none()
+        && !a.from.contains(':')
+        && let Some((from, to)) = rev::split_range(&a.from)?
+    {
+        if from.is_empty() || to.is_empty() {
+            bail!(
+                "{:?}: give both sides, e.g. `belay diff NAME~1..NAME` (or `belay diff NAME~1 NAME`)",
+                a.from
+            );
+        }
+        let (from, to) = (from.to_string(), to.to_string());
+        a.from = from;
+        a.to = Some(to);
+    }
     let paths: Vec<Vec<u8>> = a.paths.iter().map(|p| bpath::parse_user_path(p)).collect();
     let filter = PathFilter::new(&paths)?;
 
@@ -181,19 +196,6 @@ fn diff_paths(ctx: &Ctx, repo: &Repo, a: &DiffArgs, filter: &PathFilter) -> Resu
         }
     };
     render(ctx, repo, a, &changes, NewSide::Repo)
-}
-
-trait DeviceValue {
-    fn device_value(&self, k: &str) -> Option<&str>;
-}
-
-impl DeviceValue for belay_store::snapshot::Snapshot {
-    fn device_value(&self, k: &str) -> Option<&str> {
-        self.device
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// The newest head whose snapshot came from the board with this unique id.
@@ -638,7 +640,7 @@ fn render(ctx: &Ctx, repo: &Repo, a: &DiffArgs, changes: &[Change], side: NewSid
                 v
             })
             .collect();
-        print_json(&Value::Array(arr));
+        print_json(&Value::Array(arr))?;
         return Ok(());
     }
     let colors = Colors {

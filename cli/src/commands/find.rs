@@ -22,6 +22,7 @@ fn scope(repo: &Repo, a: &FindArgs) -> Result<Vec<(ObjectId, Snapshot)>> {
     match (&a.source, a.all) {
         (Some(name), true) => {
             out = history::source_snapshots(repo, name)?;
+            out.retain(|(id, _)| repo.is_live(id));
             if out.is_empty() {
                 bail!("no source named {name:?} (`belay log --oneline` lists sources)");
             }
@@ -126,7 +127,7 @@ pub(crate) fn find(ctx: &Ctx, repo: &Repo, a: FindArgs) -> Result<()> {
                 v
             })
             .collect();
-        print_json(&Value::Array(arr));
+        print_json(&Value::Array(arr))?;
         return Ok(());
     }
     if rows.is_empty() {

@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::{Result, anyhow};
 use belay_store::forget::{self, ForgetPlan};
 use belay_store::retention::{Policy, Within, parse_count};
-use belay_store::{ObjectId, Repo};
+use belay_store::{ObjectId, Repo, rev};
 use serde_json::json;
 
 use crate::args::ForgetArgs;
@@ -75,8 +75,15 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     }
     let tz = jiff::tz::TimeZone::system();
     let config = crate::config::get();
-    // Without --keep-* flags: the policies of the config file, per source.
-    let (plan, described) = if !has_keep_flags(&a) && config.has_retention() {
+    let by_id = !a.snapshots.is_empty();
+    let (plan, described) = if by_id {
+        let ids = a
+            .snapshots
+            .iter()
+            .map(|r| rev::resolve(repo, r))
+            .collect::<belay_store::Result<Vec<ObjectId>>>()?;
+        (forget::plan_ids(repo, &ids)?, "named snapshots".to_string())
+    } else if !has_keep_flags(&a) && config.has_retention() {
         if let Some(s) = &a.source
             && config.retention_for(s).is_none()
         {
@@ -117,7 +124,7 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
             "kept": kept,
             "removed": removed,
             "sources": plan_json(&plan),
-        }));
+        }))?;
         return Ok(());
     }
     if !ctx.quiet {
@@ -130,7 +137,8 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
                 s.decisions.len() - k,
                 s.policy
             )?;
-            for d in &s.decisions {
+            // Naming snapshots: only those removed are worth a line.
+            for d in s.decisions.iter().filter(|d| !by_id || !d.keep) {
                 let line = format!(
                     "  {:<6}  {}  {}  {}",
                     if d.keep { "keep" } else { "remove" },
@@ -169,7 +177,7 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
         ));
     } else if removed > 0 {
         ctx.info(format!(
-            "kept {kept}, removed {removed} snapshots (moved to the trash: `belay undo-forget` brings them back until the next gc); `belay gc` frees their space"
+            "kept {kept}, removed {removed} snapshots (moved to the trash: `belay undo-forget` brings them back until a gc after the grace period); `belay gc` frees their space"
         ));
     } else {
         ctx.info(format!("kept all {kept} snapshots; nothing to remove"));
@@ -188,7 +196,7 @@ pub(crate) fn undo(ctx: &Ctx, repo: &Repo) -> Result<()> {
             "restored": r.restored.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
             "lost": r.lost.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
             "heads": r.heads.iter().map(|h| json!({"source": h.source, "before": h.after, "after": h.before})).collect::<Vec<_>>(),
-        }));
+        }))?;
         return Ok(());
     }
     ctx.info(format!("brought back {} snapshots", r.restored.len()));

@@ -123,10 +123,12 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
             "deleted_while_backups_ran": r.deleted_while_backups_ran,
             "stale_sessions_removed": r.stale_sessions_removed,
             "trash_emptied": r.trash_emptied,
+            "trash_kept": r.trash_kept,
+            "trash_expires_in_seconds": r.trash_expires_in.map(|d| d.as_secs()),
             "temp_files_removed": r.temp_files_removed,
             "warnings": r.warnings,
             "seconds": seconds,
-        }));
+        }))?;
         return Ok(());
     }
     let would = if r.dry_run { "would be " } else { "" };
@@ -190,6 +192,13 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         ctx.info(format!(
             "{}emptied from the trash: {} forgotten snapshots (undo-forget is no longer possible)",
             would, r.trash_emptied
+        ));
+    }
+    if r.trash_kept > 0 {
+        ctx.info(format!(
+            "kept in the trash: {} snapshots of the last forget (`belay undo-forget` works until a gc in {}; `gc --now` empties it)",
+            r.trash_kept,
+            human_duration(r.trash_expires_in.unwrap_or_default())
         ));
     }
     if r.stale_sessions_removed > 0 {

@@ -1,9 +1,11 @@
 //! `belay log` and `belay show`.
 
 use super::Ctx;
+use crate::output::outln;
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use anstyle::AnsiColor;
 use anyhow::Result;
 use belay_store::diff::PathFilter;
 use belay_store::repo::RefKind;
@@ -39,25 +41,42 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
         let arr: Vec<_> = items
             .iter()
             .map(|(id, s)| match s {
-                Some(s) => output::snapshot_json(id, s, deco.tags.get(id).unwrap_or(&no_tags)),
+                Some(s) => {
+                    let mut v = output::snapshot_json(id, s, deco.tags.get(id).unwrap_or(&no_tags));
+                    v["forgotten"] = json!(!repo.is_live(id));
+                    v
+                }
                 None => json!({"id": id.to_hex(), "forgotten": true}),
             })
             .collect();
-        print_json(&serde_json::Value::Array(arr));
+        print_json(&serde_json::Value::Array(arr))?;
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::pager::Out::new(ctx.color, ctx.pager);
+    let id_style = AnsiColor::Yellow.on_default();
+    let head_style = AnsiColor::Cyan.on_default().bold();
+    let tag_style = AnsiColor::Yellow.on_default().bold();
+    let gone_style = AnsiColor::Red.on_default();
     for (id, snap) in &items {
         let Some(s) = snap else {
-            writeln!(out, "snapshot {} (forgotten)", id.to_hex())?;
+            writeln!(
+                out,
+                "{} {}",
+                out.paint(id_style, &format!("snapshot {}", id.to_hex())),
+                out.paint(gone_style, "(forgotten)")
+            )?;
             continue;
         };
         let mut decor: Vec<String> = Vec::new();
         for h in deco.heads.get(id).unwrap_or(&no_tags) {
-            decor.push(format!("HEAD -> {h}"));
+            decor.push(out.paint(head_style, &format!("HEAD -> {h}")));
         }
         for t in deco.tags.get(id).unwrap_or(&no_tags) {
-            decor.push(format!("tag: {t}"));
+            decor.push(out.paint(tag_style, &format!("tag: {t}")));
+        }
+        // In the trash until gc (`belay undo-forget` brings it back).
+        if !repo.is_live(id) {
+            decor.push(out.paint(gone_style, "forgotten"));
         }
         if let Some(role) = output::restore_role(s) {
             decor.push(role.to_string());
@@ -65,21 +84,31 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
         let decor = if decor.is_empty() {
             String::new()
         } else {
-            format!(" ({})", decor.join(", "))
+            format!(
+                " {}{}{}",
+                out.paint(id_style, "("),
+                decor.join(&out.paint(id_style, ", ")),
+                out.paint(id_style, ")")
+            )
         };
         if a.oneline {
             let msg = s.message.lines().next().unwrap_or("");
             writeln!(
                 out,
                 "{}{} {} {} {}",
-                id.short(),
+                out.paint(id_style, &id.short()),
                 decor,
                 output::time_ns(s.time_ns),
                 s.source,
                 msg
             )?;
         } else {
-            writeln!(out, "snapshot {}{}", id.to_hex(), decor)?;
+            writeln!(
+                out,
+                "{}{}",
+                out.paint(id_style, &format!("snapshot {}", id.to_hex())),
+                decor
+            )?;
             writeln!(out, "Source: {} ({})", s.source, s.location)?;
             writeln!(out, "Date:   {}", output::time_ns(s.time_ns))?;
             writeln!(out, "Host:   {}", s.host)?;
@@ -99,6 +128,7 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
             writeln!(out)?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -135,6 +165,19 @@ fn select(repo: &Repo, a: &LogArgs) -> Result<Vec<LogItem>> {
     };
     let mut items: Vec<LogItem> = Vec::new();
     match (&a.rev, &a.source) {
+        (Some(r), _) if rev::split_range(r)?.is_some() => {
+            let (from, to) = rev::split_range(r)?.expect("checked");
+            let cat = belay_store::catalog::Catalog::open(repo);
+            for id in rev::resolve_range(repo, from, to)? {
+                if items.len() >= limit {
+                    break;
+                }
+                let snap = cat.read(&id)?;
+                if keep(&snap)? {
+                    items.push((id, Some(snap)));
+                }
+            }
+        }
         (Some(r), _) => {
             let cat = belay_store::catalog::Catalog::open(repo);
             let mut next = Some(rev::resolve(repo, r)?);
@@ -219,50 +262,50 @@ pub(crate) fn show(ctx: &Ctx, repo: &Repo, r: &str) -> Result<()> {
                 "bytes_added": s.summary.bytes_added,
             }),
         );
-        print_json(&v);
+        print_json(&v)?;
         return Ok(());
     }
-    println!("snapshot {}", id.to_hex());
+    outln!("snapshot {}", id.to_hex())?;
     if !tags.is_empty() {
-        println!("Tags:     {}", tags.join(", "));
+        outln!("Tags:     {}", tags.join(", "))?;
     }
     for p in &s.parents {
         let state = if repo.is_live(p) { "" } else { " (forgotten)" };
-        println!("Parent:   {}{state}", p.to_hex());
+        outln!("Parent:   {}{state}", p.to_hex())?;
     }
-    println!("Source:   {}", s.source);
-    println!("Location: {}", s.location);
-    println!("Date:     {}", output::time_ns(s.time_ns));
+    outln!("Source:   {}", s.source)?;
+    outln!("Location: {}", s.location)?;
+    outln!("Date:     {}", output::time_ns(s.time_ns))?;
     if s.user.is_empty() {
-        println!("Host:     {}", s.host);
+        outln!("Host:     {}", s.host)?;
     } else {
-        println!("Host:     {} (user {})", s.host, s.user);
+        outln!("Host:     {} (user {})", s.host, s.user)?;
     }
-    println!("Tree:     {}", s.tree.to_hex());
-    println!(
+    outln!("Tree:     {}", s.tree.to_hex())?;
+    outln!(
         "Files:    {} files, {} dirs, {} symlinks, {}",
         s.summary.files,
         s.summary.dirs,
         s.summary.symlinks,
         output::size(s.summary.bytes)
-    );
-    println!(
+    )?;
+    outln!(
         "Backup:   read {} files ({}), added {} objects ({})",
         s.summary.files_read,
         output::size(s.summary.bytes_read),
         s.summary.objects_added,
         output::size(s.summary.bytes_added)
-    );
+    )?;
     for (k, v) in &s.meta {
-        println!("Meta:     {k}={v}");
+        outln!("Meta:     {k}={v}")?;
     }
     for (k, v) in &s.device {
-        println!("Device:   {k}: {v}");
+        outln!("Device:   {k}: {v}")?;
     }
     if !s.message.is_empty() {
-        println!();
+        outln!()?;
         for line in s.message.lines() {
-            println!("    {line}");
+            outln!("    {line}")?;
         }
     }
     Ok(())

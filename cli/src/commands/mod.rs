@@ -20,7 +20,7 @@ mod tags;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use belay_store::Repo;
 use serde_json::json;
 
@@ -34,14 +34,18 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         json: cli.json,
         quiet: cli.quiet,
         verbose: cli.verbose,
+        color: cli.color,
+        pager: !cli.no_pager && !cli.json,
     };
     let config = crate::config::load(cli.config.as_deref())?;
     config.apply(&mut cli.command);
     let repo = cli.repo.clone().or_else(|| config.repository.clone());
     let repo_path = || -> Result<PathBuf> {
-        repo.clone().ok_or_else(|| {
+        let path = repo.clone().ok_or_else(|| {
             anyhow!("no repository given: use -r PATH, set BELAY_REPO, or set repository in the config file")
-        })
+        })?;
+        refuse_remote(&path)?;
+        Ok(path)
     };
     let kind = crate::journal::kind_of(&cli.command);
     let result = dispatch(&ctx, cli.command, &repo_path);
@@ -105,6 +109,9 @@ pub(crate) struct Ctx {
     pub json: bool,
     pub quiet: bool,
     pub verbose: u8,
+    pub color: crate::args::ColorWhen,
+    /// Whether long output may go through a pager (not with --no-pager or --json).
+    pub pager: bool,
 }
 
 impl Ctx {
@@ -131,6 +138,24 @@ impl Ctx {
     }
 }
 
+/// restic's and rclone's repository URLs (`s3:…`, `sftp:…`, `https://…`):
+/// refused, instead of creating a local folder named `s3:`.
+fn refuse_remote(path: &Path) -> Result<()> {
+    const SCHEMES: [&str; 10] = [
+        "s3", "b2", "gs", "azure", "sftp", "rest", "rclone", "swift", "http", "https",
+    ];
+    let s = path.to_string_lossy();
+    let scheme = s.split_once(':').map(|(scheme, _)| scheme);
+    if s.contains("://")
+        || scheme.is_some_and(|p| SCHEMES.contains(&p.to_ascii_lowercase().as_str()))
+    {
+        bail!(
+            "{s}: remote repositories (object storage, sftp, http) are not supported yet; give a local or mounted folder, e.g. -r /mnt/share/belay"
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn open(path: &Path) -> Result<Repo> {
     Ok(Repo::open(path)?)
 }
@@ -140,7 +165,7 @@ pub(crate) fn init(ctx: &Ctx, path: &Path) -> Result<()> {
     if ctx.json {
         print_json(
             &json!({"repository": path, "id": repo.config().id, "version": repo.config().version}),
-        );
+        )?;
     } else {
         ctx.info(format!(
             "created belay repository {} at {}",

@@ -1,6 +1,7 @@
 //! `belay restore` into folders (boards: `crate::board`).
 
 use super::{Ctx, hostname, now_ns, resolve_spec, username};
+use crate::output::outln;
 
 use anyhow::{Context, Result, anyhow, bail};
 use belay_store::Repo;
@@ -77,10 +78,10 @@ pub(crate) fn restore(ctx: &Ctx, repo: &Repo, a: RestoreArgs) -> Result<()> {
                 .iter()
                 .map(|p| json!({"path": bpath::display(&p.path), "type": p.entry.node.kind_name(), "size": p.entry.node.size()}))
                 .collect();
-            print_json(&json!({"snapshot": id.to_hex(), "dry_run": true, "entries": arr}));
+            print_json(&json!({"snapshot": id.to_hex(), "dry_run": true, "entries": arr}))?;
         } else {
             for p in &planned {
-                println!("would restore {}", bpath::display(&p.path));
+                outln!("would restore {}", bpath::display(&p.path))?;
             }
             ctx.info(format!(
                 "{} entries (dry run, nothing written)",
@@ -119,7 +120,7 @@ pub(crate) fn restore(ctx: &Ctx, repo: &Repo, a: RestoreArgs) -> Result<()> {
     });
     crate::journal::note(&doc);
     if ctx.json {
-        print_json(&doc);
+        print_json(&doc)?;
     } else {
         ctx.info(format!(
             "restored {} files, {} dirs, {} symlinks ({}) from {} to {} in {:.2}s",

@@ -45,7 +45,7 @@ pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
             "repository_bytes": st.repo_bytes,
             "exclusive_bytes": st.exclusive_bytes,
             "growth": growth,
-        }));
+        }))?;
         return Ok(());
     }
     writeln!(

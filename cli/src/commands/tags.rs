@@ -5,29 +5,11 @@ use std::io::Write;
 
 use anyhow::{Result, anyhow, bail};
 use belay_store::repo::RefKind;
-use belay_store::{ObjectId, Repo, rev, tags};
+use belay_store::{Repo, rev, tags};
 use serde_json::{Value, json};
 
 use crate::args::TagArgs;
 use crate::output::{self, print_json};
-
-/// The snapshot a tag gets when no REV is given: the latest snapshot of the
-/// only source.
-fn default_rev(repo: &Repo, name: &str) -> Result<ObjectId> {
-    let heads = repo.list_refs(RefKind::Head)?;
-    match heads.len() {
-        0 => bail!("the repository has no snapshots yet; run `belay backup` first"),
-        1 => Ok(*heads.values().next().unwrap()),
-        _ => {
-            let names: Vec<&str> = heads.keys().map(String::as_str).collect();
-            let first = names[0];
-            bail!(
-                "the repository has several sources ({}); say which snapshot to tag, e.g. `belay tag {name} {first}`",
-                names.join(", ")
-            )
-        }
-    }
-}
 
 /// JSON of a tag: name, snapshot, source, time, message.
 fn tag_json(repo: &Repo, t: &tags::Tag) -> Value {
@@ -56,7 +38,7 @@ pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
             &json!({"tag": name, "action": "delete", "snapshot": t.snapshot.to_hex()}),
         );
         if ctx.json {
-            print_json(&json!({"tag": name, "deleted": true, "snapshot": t.snapshot.to_hex()}));
+            print_json(&json!({"tag": name, "deleted": true, "snapshot": t.snapshot.to_hex()}))?;
         } else {
             ctx.info(format!("deleted tag {name} (was {})", t.snapshot.short()));
         }
@@ -70,7 +52,7 @@ pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
     }
     let id = match &a.rev {
         Some(r) => rev::resolve(repo, r)?,
-        None => default_rev(repo, &name)?,
+        None => rev::only_head(repo, &format!("belay tag {name}"))?,
     };
     let snap = repo.read_snapshot(&id)?;
     let message = a.message.clone().unwrap_or_default();
@@ -96,7 +78,7 @@ pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
         o.insert("tag".into(), json!(name));
         o.remove("name");
         o.insert("previous".into(), json!(previous.map(|p| p.to_hex())));
-        print_json(&v);
+        print_json(&v)?;
     } else {
         let what = format!(
             "{} ({}, {})",
@@ -117,7 +99,7 @@ pub(crate) fn list(ctx: &Ctx, repo: &Repo) -> Result<()> {
     let all = tags::list(repo)?;
     if ctx.json {
         let arr: Vec<Value> = all.iter().map(|t| tag_json(repo, t)).collect();
-        print_json(&Value::Array(arr));
+        print_json(&Value::Array(arr))?;
         return Ok(());
     }
     let width = all

@@ -18,23 +18,31 @@ const ENTER_DEADLINE: Duration = Duration::from_secs(10);
 
 const RAW_BANNER: &[u8] = b"raw REPL; CTRL-B to exit\r\n";
 
-/// Set by [`install_interrupt_handler`]'s SIGINT handler: every wait on the
-/// line then stops, so the session ends cleanly (the agent is stopped and
-/// the board left in its friendly REPL) instead of the process dying with
-/// the board in the middle of a command.
+/// Set by [`interrupt`] (the CLI's Ctrl-C handler): every wait on the line
+/// then stops, so the session ends cleanly (the agent is stopped and the
+/// board left in its friendly REPL) instead of the process dying with the
+/// board in the middle of a command.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether a board session is running that [`interrupt`] can end cleanly.
+static CATCHING: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+/// From now on, Ctrl-C ends board sessions cleanly (board commands only):
+/// [`interrupt`] returns true.
+pub fn catch_interrupts() {
+    CATCHING.store(true, Ordering::SeqCst);
 }
 
-/// Catch Ctrl-C for the rest of the process (board commands only).
-pub fn install_interrupt_handler() {
-    // SAFETY: the handler only stores to an atomic, which is
-    // async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-    }
+/// Ask the running board session to stop (called by a SIGINT handler; only
+/// touches atomics). Returns false when nothing catches it — no board
+/// session, or a second Ctrl-C — and the caller should exit at once.
+pub fn interrupt() -> bool {
+    let again = INTERRUPTED.swap(true, Ordering::SeqCst);
+    CATCHING.load(Ordering::SeqCst) && !again
+}
+
+/// Whether Ctrl-C was pressed during this process.
+pub fn was_interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 fn interrupted() -> bool {
