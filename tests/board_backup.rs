@@ -289,7 +289,7 @@ fn backup_restore_roundtrip_then_incremental() {
         "--exclude",
         "*.bin",
     ]);
-    let listing = env.json(&["ls", "-r", x["snapshot"].as_str().unwrap()]);
+    let listing = env.json(&["ls", "-R", x["snapshot"].as_str().unwrap()]);
     let paths: Vec<&str> = listing
         .as_array()
         .unwrap()

@@ -17,7 +17,7 @@ fn backup(repo: &Path, cache: &Path, src: &Path) -> serde_json::Value {
         .env("BELAY_CACHE_DIR", cache)
         .args(["--json", "backup"])
         .arg(src)
-        .args(["--name", "src"])
+        .args(["--name", "src", "--allow-empty"])
         .output()
         .unwrap();
     assert!(

@@ -449,3 +449,43 @@ fn forget_by_id_moves_the_head_and_log_marks_forgotten_snapshots() {
     e.cmd(&["undo-forget"]).assert().success();
     assert_eq!(ids(&e.json(&["log"])), all);
 }
+
+#[test]
+fn sources_lists_every_source_and_rm_sends_one_to_the_trash() {
+    let e = Env::new();
+    five_snapshots(&e);
+    let other = e.folder("other", &[("b.txt", "bb")]);
+    e.backup(&other, &[]);
+    let v = e.json(&["sources"]);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[0]["name"], "other");
+    assert_eq!(rows[0]["bytes"], 2);
+    assert_eq!(rows[1]["name"], "proj");
+    assert_eq!(rows[1]["kind"], "folder");
+    assert_eq!(rows[1]["snapshots"], 5);
+    assert_eq!(rows[1]["bytes"], "version 4".len());
+    assert!(rows[1]["id"].as_str().unwrap().ends_with("proj"), "{v}");
+    assert_eq!(rows[1]["latest"], e.json(&["show", "proj"])["id"]);
+    let human = String::from_utf8(e.cmd(&["sources"]).output().unwrap().stdout).unwrap();
+    assert!(
+        human.starts_with("NAME") && human.lines().count() == 3,
+        "{human}"
+    );
+
+    let dry = e.json(&["sources", "rm", "proj", "--dry-run"]);
+    assert_eq!(dry["snapshots"].as_array().unwrap().len(), 5);
+    assert_eq!(e.json(&["sources"]).as_array().unwrap().len(), 2);
+    e.json(&["sources", "rm", "proj"]);
+    let left = e.json(&["sources"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(ids(&e.json(&["log"])).len(), 1);
+    assert!(!e.cmd(&["show", "proj"]).output().unwrap().status.success());
+    // Like a forget: undo brings it back.
+    e.cmd(&["undo-forget"]).assert().success();
+    assert_eq!(e.json(&["sources"]).as_array().unwrap().len(), 2);
+    assert_eq!(ids(&e.json(&["log", "proj"])).len(), 5);
+    let out = e.cmd(&["sources", "rm", "nosuch"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("other, proj"), "{err}");
+}

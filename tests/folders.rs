@@ -344,7 +344,7 @@ fn excludes_and_belayignore_are_honoured() {
         ])
         .assert()
         .success();
-    let out = belay(&repo).args(["ls", "src", "-r"]).output().unwrap();
+    let out = belay(&repo).args(["ls", "src", "-R"]).output().unwrap();
     let listing = String::from_utf8(out.stdout).unwrap();
     assert!(listing.contains("lib/a.py\n"), "{listing}");
     assert!(listing.contains("main.py"), "{listing}");

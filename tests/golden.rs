@@ -40,11 +40,11 @@ fn golden_outputs_are_reproduced_exactly() {
     let repo = repo_copy(t.path());
     assert_eq!(belay_json(&repo, &["log", "golden"]), expected("log.json"));
     assert_eq!(
-        belay_json(&repo, &["ls", "-r", "golden~1"]),
+        belay_json(&repo, &["ls", "-R", "golden~1"]),
         expected("ls-first.json")
     );
     assert_eq!(
-        belay_json(&repo, &["ls", "-r", "golden"]),
+        belay_json(&repo, &["ls", "-R", "golden"]),
         expected("ls-second.json")
     );
     assert_eq!(

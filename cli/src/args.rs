@@ -87,12 +87,12 @@ pub enum Command {
     },
 
     /// List the files of a snapshot
-    #[command(after_help = "Examples:\n  belay ls my-board\n  belay ls my-board:lib -r")]
+    #[command(after_help = "Examples:\n  belay ls my-board\n  belay ls my-board:lib -R")]
     Ls {
         /// REV[:PATH]
         spec: String,
-        /// List subdirectories recursively
-        #[arg(short = 'r', long = "recursive", visible_short_alias = 'R')]
+        /// List subdirectories recursively (`-r` is the global --repo)
+        #[arg(short = 'R', long = "recursive")]
         recursive: bool,
     },
 
@@ -138,6 +138,15 @@ pub enum Command {
     Stats {
         /// Only this snapshot (id, prefix, tag, source name, NAME~N)
         rev: Option<String>,
+    },
+
+    /// List every board and folder that has snapshots: id, firmware, snapshots, last backup, size
+    #[command(
+        after_help = "Examples:\n  belay sources\n  belay sources --json\n  belay sources rm old-board     # its snapshots go to the trash"
+    )]
+    Sources {
+        #[command(subcommand)]
+        action: Option<SourcesAction>,
     },
 
     /// List serial ports and the MicroPython boards on them
@@ -201,6 +210,21 @@ pub enum Command {
         /// Write belay.1 and belay-COMMAND.1 for every command into DIR
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SourcesAction {
+    /// Remove a source: its snapshots go to the trash (as forget's), its head is deleted
+    #[command(
+        after_help = "Examples:\n  belay sources rm old-board --dry-run\n  belay sources rm old-board\n  belay undo-forget          # changed your mind (until a gc after the grace period)"
+    )]
+    Rm {
+        /// The source's name (`belay sources` lists them)
+        name: String,
+        /// Show what would be removed; change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
     },
 }
 

@@ -482,7 +482,9 @@ pub fn backup_with(
         && repo.is_live(&p)
     {
         let before = repo.read_snapshot(&p)?;
-        if before.tree == snap.tree
+        // A history continued under a new name gets its first snapshot.
+        if before.source == snap.source
+            && before.tree == snap.tree
             && before.device_value("firmware") == snap.device_value("firmware")
         {
             drop(session);

@@ -115,7 +115,7 @@ pub(crate) fn export(ctx: &Ctx, repo: &Repo, a: ExportArgs) -> Result<()> {
             "bytes": report.bytes,
             "archive_bytes": size,
             "seconds": started.elapsed().as_secs_f64(),
-        }));
+        }))?;
     } else if !to_stdout {
         ctx.info(format!(
             "exported {} of {} to {} ({}): {} files, {} dirs, {} symlinks, {} of content, {} on disk{}",
@@ -184,6 +184,7 @@ pub(crate) fn import(ctx: &Ctx, repo: &Repo, a: ImportArgs) -> Result<()> {
         user: username(),
         time_ns: now_ns(),
         skip_unreadable: false,
+        skip_if_unchanged: false,
     };
     let progress = Progress::new(ctx.quiet || ctx.json, "import");
     let cache = belay_store::cache::Cache::open_default(repo);
@@ -213,7 +214,7 @@ pub(crate) fn import(ctx: &Ctx, repo: &Repo, a: ImportArgs) -> Result<()> {
     });
     crate::journal::note(&doc);
     if ctx.json {
-        print_json(&doc);
+        print_json(&doc)?;
     } else {
         ctx.info(format!(
             "snapshot {} saved for {name} from {file_name} ({}){}",

@@ -43,7 +43,10 @@ pub(crate) fn log(ctx: &Ctx, repo: &Repo, a: LogArgs) -> Result<()> {
             .map(|(id, s)| match s {
                 Some(s) => {
                     let mut v = output::snapshot_json(id, s, deco.tags.get(id).unwrap_or(&no_tags));
-                    v["forgotten"] = json!(!repo.is_live(id));
+                    // Only snapshots still in the trash carry the mark.
+                    if !repo.is_live(id) {
+                        v["forgotten"] = json!(true);
+                    }
                     v
                 }
                 None => json!({"id": id.to_hex(), "forgotten": true}),

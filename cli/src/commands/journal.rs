@@ -37,7 +37,7 @@ pub(crate) fn journal(ctx: &Ctx, repo: &Repo, a: JournalArgs) -> Result<()> {
         entries.drain(..skip);
     }
     if ctx.json {
-        print_json(&json!(entries));
+        print_json(&json!(entries))?;
         return Ok(());
     }
     for e in &entries {

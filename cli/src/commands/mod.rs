@@ -14,6 +14,7 @@ mod history;
 mod journal;
 mod restore;
 mod shell;
+mod sources;
 mod stats;
 mod tags;
 
@@ -90,6 +91,10 @@ fn dispatch(
         Command::Gc(a) => gc::gc(ctx, &open(&repo_path()?)?, a),
         Command::Check(a) => check::check(ctx, &open(&repo_path()?)?, a),
         Command::Stats { rev } => stats::stats(ctx, &open(&repo_path()?)?, rev.as_deref()),
+        Command::Sources { action: None } => sources::list(ctx, &open(&repo_path()?)?),
+        Command::Sources {
+            action: Some(crate::args::SourcesAction::Rm { name, dry_run }),
+        } => sources::remove(ctx, &open(&repo_path()?)?, &name, dry_run),
         Command::Devices => crate::board::devices(ctx),
         Command::Diff(a) => return diff::diff(ctx, &open(&repo_path()?)?, a),
         Command::Tag(a) => tags::tag(ctx, &open(&repo_path()?)?, a),
@@ -180,18 +185,16 @@ pub(crate) fn now_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
 
+/// The host name recorded in snapshots (gethostname(2)).
 pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
+    let h = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    if h.is_empty() { "unknown".into() } else { h }
 }
 
+/// The user recorded in snapshots (the account name; empty when unknown).
 pub(crate) fn username() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default()
+    whoami::username().unwrap_or_default()
 }

@@ -41,7 +41,7 @@ pub(crate) fn man(ctx: &Ctx, dir: Option<&Path>) -> Result<()> {
         written.push(path);
     }
     if ctx.json {
-        crate::output::print_json(&serde_json::json!({ "dir": dir, "pages": written }));
+        crate::output::print_json(&serde_json::json!({ "dir": dir, "pages": written }))?;
     } else {
         ctx.info(format!(
             "wrote {} man pages into {} (read one with: man -l {})",

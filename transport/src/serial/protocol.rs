@@ -10,6 +10,8 @@
 //! Board → host: frames `0xA5 | type | u32 LE length | payload`, raw in
 //! binary mode, one base64 line per frame in text mode.
 
+use base64::Engine as _;
+
 /// First byte of every board → host frame.
 pub const MAGIC: u8 = 0xA5;
 /// Length of a board → host frame header.
@@ -151,61 +153,19 @@ pub fn parse_header(h: &[u8]) -> Option<(u8, usize)> {
     Some((h[1], len))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            B64[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            B64[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Decode base64, ignoring whitespace; `None` on anything else.
+/// Decode base64, ignoring whitespace (MicroPython's `b2a_base64` ends its
+/// lines with `\n`); `None` on anything else.
 pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    let mut pad = 0;
-    for &c in text {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                pad += 1;
-                continue;
-            }
-            b' ' | b'\r' | b'\n' | b'\t' => continue,
-            _ => return None,
-        };
-        if pad > 0 {
-            return None;
-        }
-        acc = acc << 6 | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    let clean: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(clean).ok()
 }
 
 /// Shrink Python source for upload: drop comment-only and blank lines and
@@ -257,6 +217,9 @@ mod tests {
             assert_eq!(base64_decode(base64_encode(&d).as_bytes()).unwrap(), d);
         }
         assert_eq!(base64_encode(b"ab"), "YWI=");
+        // MicroPython's b2a_base64 lines end with \n (and a tty adds \r).
+        assert_eq!(base64_decode(b"YWI=\r\n").unwrap(), b"ab");
+        assert!(base64_decode(b"YW*=").is_none());
     }
 
     #[test]
