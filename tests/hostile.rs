@@ -87,8 +87,8 @@ fn trees_nested_100000_deep_get_a_clear_line_from_every_command() {
         )
     };
     for args in [
-        vec!["ls", "-r", "deep"],
-        vec!["ls", "-r", "--json", "deep"],
+        vec!["ls", "-R", "deep"],
+        vec!["ls", "-R", "--json", "deep"],
         vec!["diff", "small", "deep"],
         vec!["diff", "deep", "small"],
         vec!["find", "f"],
@@ -145,7 +145,7 @@ fn trees_nested_100000_deep_get_a_clear_line_from_every_command() {
         Some(3),
         "gc kept the deep snapshot whole"
     );
-    assert_eq!(run(&repo_path, &["ls", "-r", "small"]).code, Some(0));
+    assert_eq!(run(&repo_path, &["ls", "-R", "small"]).code, Some(0));
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn a_chain_exactly_at_the_depth_limit_is_read_whole() {
     let repo_path = init(tmp.path());
     let repo = Repo::open(&repo_path).unwrap();
     handmade::commit_deep_chain(&repo, "deep", 4096, b"at the bottom\n");
-    let m = run(&repo_path, &["ls", "-r", "deep"]);
+    let m = run(&repo_path, &["ls", "-R", "deep"]);
     assert_eq!(m.code, Some(0), "{}", m.stderr_text());
     assert_eq!(String::from_utf8_lossy(&m.stdout).lines().count(), 4097);
     assert_eq!(run(&repo_path, &["check"]).code, Some(0));
@@ -166,7 +166,7 @@ fn a_chain_exactly_at_the_depth_limit_is_read_whole() {
     );
     assert_eq!(m.stdout, b"at the bottom\n");
     handmade::commit_deep_chain(&repo, "deeper", 4097, b"at the bottom\n");
-    assert_eq!(run(&repo_path, &["ls", "-r", "deeper"]).code, Some(3));
+    assert_eq!(run(&repo_path, &["ls", "-R", "deeper"]).code, Some(3));
     assert_eq!(run(&repo_path, &["check"]).code, Some(3));
 }
 
@@ -257,7 +257,7 @@ fn every_reader_refuses(tmp: &Path, repo: &Path, rev: &str, needle: &str) {
     let to = tmp.join("restore-here");
     let before = outside_listing(tmp);
     for args in [
-        vec!["ls", "-r", rev],
+        vec!["ls", "-R", rev],
         vec!["find", "*"],
         vec!["restore", rev, "--to", to.to_str().unwrap()],
         vec!["check"],
