@@ -131,6 +131,28 @@ pub enum Command {
     )]
     Check(CheckArgs),
 
+    /// Store again what the repository lacks from live sources, and report what is lost for good
+    #[command(
+        after_help = "Examples:\n  belay repair ./proj                       # objects missing or torn, refilled from the folder\n  belay repair ./proj serial:/dev/ttyACM0 --read-data   # also damaged ones (re-hashes every chunk)\n  belay repair                              # no source: only report what is lost\n\nrepair runs check, then reads from each SOURCE the files whose size (on a board: whose hash) is that of a damaged file and stores every chunk the repository lacks. What no source has is listed per snapshot and path; exit code 3 when something is lost."
+    )]
+    Repair {
+        /// Folders or boards (serial:PORT) that still hold the files
+        sources: Vec<String>,
+        /// Re-hash every chunk, so damaged (not only missing) ones are found
+        #[arg(long)]
+        read_data: bool,
+    },
+
+    /// Remove the gc lock and session files of processes that are gone (restic's unlock)
+    #[command(
+        after_help = "Examples:\n  belay unlock                 # only what no running process holds\n  belay unlock --remove-all    # also locks naming a process that seems to run\n\nA lock or session is stale when its process no longer runs on this host, or, from another host, when its heartbeat is more than an hour old. gc takes over a stale gc lock by itself; unlock is for a lock you know is dead (a machine that was switched off, a reused pid)."
+    )]
+    Unlock {
+        /// Also remove locks and sessions whose process still seems to run
+        #[arg(long)]
+        remove_all: bool,
+    },
+
     /// Sizes: snapshots, files, raw and stored bytes, dedup ratio, growth per snapshot
     #[command(
         after_help = "Examples:\n  belay stats\n  belay stats my-board~1       # one snapshot, and what only it holds"

@@ -157,6 +157,28 @@ fn pull_options(s: &Session, deflate: Option<bool>, hash: bool) -> PullOptions {
     }
 }
 
+/// Run `f` with the board on `port` as a source (hashing on the board
+/// where it can), then leave the board in its friendly REPL.
+pub fn with_source<R>(
+    out: &Ctx,
+    port: &str,
+    baud: u32,
+    f: impl FnOnce(&dyn belay_store::source::Source) -> Result<R>,
+) -> Result<R> {
+    port::install_interrupt_handler();
+    let session = connect(out, port, baud)?;
+    let pull = pull_options(&session, None, true);
+    let session = Mutex::new(session);
+    let r = f(&BoardSource::new(&session, pull));
+    let session = session.into_inner().unwrap_or_else(|e| e.into_inner());
+    if r.is_ok()
+        && let Err(e) = session.close()
+    {
+        out.warn(format!("{e}"));
+    }
+    r
+}
+
 fn run_backup(
     repo: &Repo,
     source: &BoardSource,
@@ -333,6 +355,7 @@ pub fn backup(
         "bytes": s.bytes,
         "files_read": s.files_read,
         "files_unchanged": report.files_unchanged,
+        "objects_repaired": report.objects_repaired,
         "files_known": report.files_known,
         "bytes_read": s.bytes_read,
         "bytes_added": s.bytes_added,

@@ -69,8 +69,42 @@ impl Cache {
         }
         let cache = Cache::open_at(&dir.join("cache.sqlite"))?;
         cache.sync_generation(crate::session::generation(repo)?)?;
+        cache.sync_copy(repo)?;
         cache.apply_distrust(&dir)?;
         Ok(cache)
+    }
+
+    /// Forget which objects exist when the repository at hand is not the
+    /// directory the cache was filled from: a copy (`cp -a A B`) keeps the
+    /// repository id, so both share one cache, but not the other's objects.
+    /// A copy is told by its location and its root directory's inode;
+    /// anything else (a rollback in place) is caught by the backup's
+    /// existence checks before commit.
+    fn sync_copy(&self, repo: &Repo) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::canonicalize(repo.root()).unwrap_or_else(|_| repo.root().into());
+        let ino = std::fs::metadata(&root).map(|m| m.ino()).unwrap_or(0);
+        let copy = format!("{}\n{ino}", root.display());
+        let conn = self.conn.lock().unwrap();
+        let cached: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='copy'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if cached.as_deref() == Some(copy.as_str()) {
+            return Ok(());
+        }
+        if cached.is_some() {
+            conn.execute_batch("DELETE FROM objects; DELETE FROM sources; DELETE FROM damaged;")
+                .map_err(|e| self.err(e))?;
+            self.objects_state
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('copy', ?1)",
+            [copy],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Forget everything cached when a gc ran since it was filled: any gc
@@ -124,6 +158,7 @@ impl Cache {
              CREATE TABLE IF NOT EXISTS objects(id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS sources(
                  source TEXT PRIMARY KEY, snapshot BLOB NOT NULL, state BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS damaged(id BLOB PRIMARY KEY) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS catalogue(
                  id BLOB PRIMARY KEY, time_ns INTEGER NOT NULL, snapshot BLOB NOT NULL) WITHOUT ROWID;",
         )
@@ -298,6 +333,10 @@ impl KnownFiles for Cache {
 
     fn has_object(&self, id: &ObjectId) -> bool {
         self.knows_object(id)
+    }
+
+    fn damaged(&self) -> HashSet<ObjectId> {
+        self.damaged_objects()
     }
 
     fn committed(

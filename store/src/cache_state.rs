@@ -30,10 +30,11 @@ use crate::error::Result;
 use crate::id::{ObjectId, Sha256};
 use crate::repo::Repo;
 use crate::snapshot::Snapshot;
+use crate::source::ChangeStamp;
 
 /// Statement that empties every table (schema change, gc generation change).
 pub(crate) const CLEAR_ALL: &str = "DELETE FROM files; DELETE FROM indexed; \
-     DELETE FROM objects; DELETE FROM sources; DELETE FROM catalogue;";
+     DELETE FROM objects; DELETE FROM sources; DELETE FROM catalogue; DELETE FROM damaged;";
 
 /// One file of a source as its last backup stored it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,61 +45,120 @@ pub struct FileState {
     pub mtime_ns: Option<i64>,
     pub sha256: Sha256,
     pub chunks: Vec<ObjectId>,
+    /// Device, inode and ctime when the backup saw it (folders).
+    pub stamp: Option<ChangeStamp>,
+}
+
+/// A [`FileState`] as the first cache schema recorded it (no stamp).
+#[derive(Serialize, Deserialize)]
+struct FileStateV1 {
+    #[serde(with = "serde_bytes")]
+    path: Vec<u8>,
+    size: u64,
+    mtime_ns: Option<i64>,
+    sha256: Sha256,
+    chunks: Vec<ObjectId>,
 }
 
 /// The `sources.state` blob: zstd(postcard(StateRecord)).
 #[derive(Serialize, Deserialize)]
 enum StateRecord {
-    V1(Vec<FileState>),
+    V1(Vec<FileStateV1>),
+    V2(Vec<FileState>),
 }
 
 fn encode_state(files: &[FileState]) -> Vec<u8> {
-    let raw = postcard::to_stdvec(&StateRecord::V1(files.to_vec())).expect("state encodes");
+    let raw = postcard::to_stdvec(&StateRecord::V2(files.to_vec())).expect("state encodes");
     zstd::bulk::compress(&raw, 1).unwrap_or_default()
 }
 
 fn decode_state(blob: &[u8]) -> Option<Vec<FileState>> {
     let raw = zstd::stream::decode_all(blob).ok()?;
     match postcard::take_from_bytes::<StateRecord>(&raw) {
-        Ok((StateRecord::V1(files), [])) => Some(files),
+        Ok((StateRecord::V2(files), [])) => Some(files),
+        Ok((StateRecord::V1(files), [])) => Some(
+            files
+                .into_iter()
+                .map(|f| FileState {
+                    path: f.path,
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    sha256: f.sha256,
+                    chunks: f.chunks,
+                    stamp: None,
+                })
+                .collect(),
+        ),
         _ => None,
     }
 }
 
 /// Name of the marker that makes the next [`Cache::open`] forget which
 /// objects exist (written when a command finds an object missing or
-/// damaged; see docs/cache.md).
+/// damaged; see docs/cache.md). It lists the ids found bad, one 64-hex id
+/// a line.
 const DISTRUST: &str = "distrust";
 
-/// A command found an object of `repo` missing or damaged: the cache must
-/// not vouch for any object until it is refilled. Only a marker file is
-/// written (no SQLite in an error path); failures are ignored.
-pub fn distrust(repo: &Repo) {
+/// A command found objects of `repo` missing or damaged (`ids`, possibly
+/// none): the cache must not vouch for any object until it is refilled,
+/// and the next backup rewrites those it has the bytes of. Only a marker
+/// file is appended to (no SQLite in an error path); failures are ignored.
+pub fn distrust(repo: &Repo, ids: &[ObjectId]) {
+    use std::io::Write;
     if let Some(root) = crate::cache::cache_root() {
         let dir = root.join(&repo.config().id);
         if dir.is_dir() {
-            let _ = std::fs::write(dir.join(DISTRUST), b"");
+            let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(DISTRUST))
+            {
+                let _ = f.write_all(text.as_bytes());
+            }
         }
     }
 }
 
 impl Cache {
     /// Forget known objects and source states if a command marked the
-    /// cache distrusted (see [`distrust`]).
+    /// cache distrusted (see [`distrust`]); remember the objects it named
+    /// as damaged until a backup rewrites them.
     pub(crate) fn apply_distrust(&self, dir: &std::path::Path) -> Result<()> {
         let marker = dir.join(DISTRUST);
-        if !marker.exists() {
+        let Ok(text) = std::fs::read_to_string(&marker) else {
             return Ok(());
-        }
+        };
         {
-            let conn = self.conn.lock().unwrap();
-            conn.execute_batch("DELETE FROM objects; DELETE FROM sources;")
+            let mut conn = self.conn.lock().unwrap();
+            let tx = conn.transaction().map_err(|e| self.err(e))?;
+            tx.execute_batch("DELETE FROM objects; DELETE FROM sources;")
                 .map_err(|e| self.err(e))?;
+            for id in text.lines().filter_map(|l| ObjectId::from_hex(l.trim())) {
+                tx.execute("INSERT OR IGNORE INTO damaged(id) VALUES(?1)", [&id.0[..]])
+                    .map_err(|e| self.err(e))?;
+            }
+            tx.commit().map_err(|e| self.err(e))?;
         }
         self.objects_state
             .store(0, std::sync::atomic::Ordering::Relaxed);
         let _ = std::fs::remove_file(marker);
         Ok(())
+    }
+
+    /// Objects found damaged or missing and not rewritten since.
+    pub fn damaged_objects(&self) -> std::collections::HashSet<ObjectId> {
+        let conn = self.conn.lock().unwrap();
+        let Ok(mut st) = conn.prepare("SELECT id FROM damaged") else {
+            return Default::default();
+        };
+        st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map(|rows| {
+                rows.filter_map(|r| r.ok())
+                    .filter_map(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(ObjectId))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Write the file contents recorded through
@@ -244,6 +304,13 @@ impl Cache {
             for o in objects {
                 st.execute([&o.0[..]]).map_err(|e| self.err(e))?;
             }
+            // Written again by this backup: no longer damaged.
+            let mut st = tx
+                .prepare_cached("DELETE FROM damaged WHERE id=?1")
+                .map_err(|e| self.err(e))?;
+            for o in objects {
+                st.execute([&o.0[..]]).map_err(|e| self.err(e))?;
+            }
             // Contents by hash (what `index_snapshot` would read from the
             // trees), so the snapshot counts as indexed: those of an indexed
             // parent are there already.
@@ -372,6 +439,11 @@ mod tests {
             mtime_ns: Some(5),
             sha256: [1; 32],
             chunks: vec![ObjectId([2; 32])],
+            stamp: Some(ChangeStamp {
+                dev: 1,
+                ino: 2,
+                ctime_ns: 3,
+            }),
         }];
         let snap = crate::snapshot::Snapshot {
             tree: ObjectId([3; 32]),

@@ -63,7 +63,26 @@ impl<'a> Catalog<'a> {
     }
 
     /// Every live snapshot (a marker in `snapshots/`), newest first (ties by id).
+    /// A marker whose snapshot is missing or damaged fails it (see
+    /// [`Catalog::live_reporting`]).
     pub fn live(&self) -> Result<Vec<(ObjectId, Snapshot)>> {
+        let mut first = None;
+        let out = self.live_reporting(&mut |e| {
+            first.get_or_insert(e);
+        })?;
+        match first {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// As [`Catalog::live`], but a snapshot that cannot be read (missing,
+    /// damaged) is handed to `bad` and left out, so one bad snapshot does
+    /// not stop `log` or `stats` for the whole repository.
+    pub fn live_reporting(
+        &self,
+        bad: &mut dyn FnMut(crate::Error),
+    ) -> Result<Vec<(ObjectId, Snapshot)>> {
         let ids = self.repo.list_snapshots()?;
         let mut known = match &self.cache {
             Some(c) => c.catalogue_all().unwrap_or_default(),
@@ -74,11 +93,18 @@ impl<'a> Catalog<'a> {
         for id in ids {
             match known.remove(&id) {
                 Some(s) => out.push((id, s)),
-                None => {
-                    let s = self.repo.read_snapshot(&id)?;
-                    added.push((id, s.clone()));
-                    out.push((id, s));
-                }
+                None => match self.repo.read_snapshot(&id) {
+                    Ok(s) => {
+                        added.push((id, s.clone()));
+                        out.push((id, s));
+                    }
+                    Err(
+                        e @ (crate::Error::MissingObject { .. }
+                        | crate::Error::CorruptObject { .. }
+                        | crate::Error::WrongKind { .. }),
+                    ) => bad(e),
+                    Err(e) => return Err(e),
+                },
             }
         }
         if let Some(c) = &self.cache {

@@ -94,7 +94,8 @@ impl ReadData {
 #[derive(Clone, Debug)]
 pub struct Problem {
     /// `missing`, `truncated`, `corrupt`, `wrong-kind`, `size-mismatch`,
-    /// `too-deep`, `bad-marker`, `bad-ref`, `dangling-ref`.
+    /// `too-deep`, `hash-mismatch` (read-data: a file's chunks do not hold
+    /// its SHA-256), `bad-marker`, `bad-ref`, `dangling-ref`.
     pub kind: &'static str,
     pub object: Option<ObjectId>,
     /// The object's path, or the marker's / ref's.
@@ -267,6 +268,33 @@ impl Checker<'_> {
         Ok(header.raw_len)
     }
 
+    /// A chunk's bytes, checked (read-data): `None` when it has a problem.
+    /// A chunk checked before is read again (for another file's hash).
+    fn chunk_bytes(&mut self, id: ObjectId) -> Option<Vec<u8>> {
+        match self.chunks.get(&id) {
+            Some(ChunkState::Bad(_)) => None,
+            Some(ChunkState::Ok(_)) => self.repo.read_object(&id, ObjectKind::Chunk).ok(),
+            None => {
+                self.progress.objects(1);
+                self.report.chunks += 1;
+                let path = self.repo.object_path(&id);
+                match self.repo.read_object(&id, ObjectKind::Chunk) {
+                    Ok(raw) => {
+                        self.report.chunks_read += 1;
+                        self.report.bytes_read += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        self.chunks.insert(id, ChunkState::Ok(raw.len() as u64));
+                        Some(raw)
+                    }
+                    Err(e) => {
+                        let i = self.object_problem(id, &e);
+                        self.chunks.insert(id, ChunkState::Bad(i));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     /// Check a tree and everything below it, once per tree id; returns how
     /// many levels of directories it holds (0: no subdirectory).
     fn tree(&mut self, root: ObjectId) -> usize {
@@ -282,18 +310,53 @@ impl Checker<'_> {
                 }
             };
             for e in &tree.entries {
-                let Node::File { size, chunks, .. } = &e.node else {
+                let Node::File {
+                    size,
+                    chunks,
+                    sha256,
+                } = &e.node
+                else {
                     continue;
                 };
                 let mut total = 0u64;
                 let mut all_ok = true;
+                // With every chunk read, the file's content is known: it
+                // must hash to the tree's SHA-256 (a tree naming the wrong
+                // chunks is caught here).
+                let mut content_sha = (!chunks.is_empty()
+                    && chunks.iter().all(|c| self.read_data.includes(c)))
+                .then(<sha2::Sha256 as sha2::Digest>::new);
                 for c in chunks {
-                    match self.chunk(*c) {
-                        ChunkState::Ok(n) => total += n,
-                        ChunkState::Bad(_) => all_ok = false,
+                    match &mut content_sha {
+                        Some(sha) => match self.chunk_bytes(*c) {
+                            Some(raw) => {
+                                total += raw.len() as u64;
+                                sha2::Digest::update(sha, &raw);
+                            }
+                            None => all_ok = false,
+                        },
+                        None => match self.chunk(*c) {
+                            ChunkState::Ok(n) => total += n,
+                            ChunkState::Bad(_) => all_ok = false,
+                        },
                     }
                 }
-                if all_ok && total != *size {
+                let found: Option<[u8; 32]> =
+                    content_sha.map(|h| sha2::Digest::finalize(h).into());
+                if all_ok && total == *size && found.is_some_and(|f| f != *sha256) {
+                    let i = self.problem(
+                        "hash-mismatch",
+                        None,
+                        self.repo.object_path(t),
+                        format!(
+                            "file {:?} in tree {t}: its chunks' content has SHA-256 {}, the tree says {}",
+                            path::display(&e.name),
+                            hex::encode(found.unwrap_or_default()),
+                            hex::encode(sha256)
+                        ),
+                    );
+                    self.size_mismatch.insert((*t, e.name.clone()), i);
+                } else if all_ok && total != *size {
                     let i = self.problem(
                         "size-mismatch",
                         None,
@@ -507,7 +570,8 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
         c.attribute(&snaps);
         // The local cache may vouch for a damaged object: make the next
         // backup write it again instead of trusting the cache.
-        crate::cache_state::distrust(repo);
+        let bad: Vec<ObjectId> = c.report.problems.iter().filter_map(|p| p.object).collect();
+        crate::cache_state::distrust(repo, &bad);
     }
     // Objects nothing reaches (informational).
     let mut unreferenced = 0u64;

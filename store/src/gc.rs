@@ -179,11 +179,13 @@ fn write_list(path: &Path, ids: &[ObjectId], mtime: Option<SystemTime>) -> Resul
     Ok(())
 }
 
-/// The roots: live snapshot markers, tags and heads.
-pub fn roots(repo: &Repo) -> Result<Vec<ObjectId>> {
+/// The roots: live snapshot markers, tags and heads. A ref that names no
+/// snapshot id is reported through `warn` and left out: the snapshot it
+/// meant cannot be known, and a head's snapshot keeps its marker anyway.
+pub fn roots(repo: &Repo, warn: &mut dyn FnMut(String)) -> Result<Vec<ObjectId>> {
     let mut r = repo.list_snapshots()?;
-    r.extend(repo.list_refs(RefKind::Tag)?.into_values());
-    r.extend(repo.list_refs(RefKind::Head)?.into_values());
+    r.extend(repo.list_refs_reporting(RefKind::Tag, warn)?.into_values());
+    r.extend(repo.list_refs_reporting(RefKind::Head, warn)?.into_values());
     r.sort();
     r.dedup();
     Ok(r)
@@ -395,7 +397,10 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         }
     }
     progress.phase("marking");
-    let roots = roots(repo)?;
+    let roots = roots(repo, &mut |w| {
+        progress.warn(&w);
+        report.warnings.push(w);
+    })?;
     report.roots = roots.len() as u64;
     let live = mark(repo, &roots, progress, &mut report.warnings)?;
     session::pause_point("gc-marked");

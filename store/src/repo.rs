@@ -109,9 +109,15 @@ impl Repo {
             "trash",
             "locks",
             "sessions",
+            "gc/condemned",
         ] {
             fs::create_dir_all(root.join(d)).at(root.join(d))?;
         }
+        // A gc must run on a disk the first backup filled: with this file
+        // and its directory in place it overwrites the generation in place
+        // and needs no new block (docs/format.md §10.3).
+        let generation = root.join("gc").join("generation");
+        atomic::publish_replace(&generation, b"0\n").at(&generation)?;
         let mut idb = [0u8; 32];
         File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut idb))
@@ -283,6 +289,26 @@ impl Repo {
         }
     }
 
+    /// Store `raw` under `id` even if a file is there: for an object found
+    /// damaged (its bytes do not hash to its id). Same id, same bytes, so
+    /// replacing is safe against any concurrent reader or writer.
+    pub fn replace_object(
+        &self,
+        id: ObjectId,
+        kind: ObjectKind,
+        raw: &[u8],
+    ) -> Result<WriteOutcome> {
+        let path = self.object_path(&id);
+        self.ensure_leaf_dir(&id, &path)?;
+        let bytes = object::encode_object(kind, raw, self.config.compression.level);
+        // Durable on return (fsynced with its directory).
+        atomic::publish_replace(&path, &bytes).at(&path)?;
+        Ok(WriteOutcome {
+            bytes_added: bytes.len() as u64,
+            created: true,
+        })
+    }
+
     /// Make sure `path`'s directory exists; true when this call created it.
     fn ensure_leaf_dir(&self, id: &ObjectId, path: &Path) -> Result<bool> {
         let key = [id.0[0], id.0[1]];
@@ -340,7 +366,7 @@ impl Repo {
     pub fn read_object(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
         let r = self.read_object_unchecked_cache(id, expected);
         if let Err(Error::MissingObject { .. } | Error::CorruptObject { .. }) = &r {
-            crate::cache_state::distrust(self);
+            crate::cache_state::distrust(self, &[*id]);
         }
         r
     }
@@ -483,6 +509,31 @@ impl Repo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(path, e)),
         }
+    }
+
+    /// Every readable ref of a kind, by name; each one that cannot be read
+    /// (not an id, unreadable) is handed to `bad` as a message and left
+    /// out, so one bad ref does not stop commands over the whole
+    /// repository (`check` reports it as a problem).
+    pub fn list_refs_reporting(
+        &self,
+        kind: RefKind,
+        bad: &mut dyn FnMut(String),
+    ) -> Result<BTreeMap<String, ObjectId>> {
+        let mut out = BTreeMap::new();
+        for (name, _) in dir_entries(&self.root.join(kind.dir()))? {
+            if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() {
+                continue;
+            }
+            match self.read_ref(kind, &name) {
+                Ok(Some(id)) => {
+                    out.insert(name, id);
+                }
+                Ok(None) => {}
+                Err(e) => bad(format!("{e}; left out (`belay check` reports it)")),
+            }
+        }
+        Ok(out)
     }
 
     /// Every ref of a kind, by name. A ref file that does not hold an id is

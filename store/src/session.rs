@@ -91,13 +91,41 @@ pub fn hostname() -> String {
     "unknown".into()
 }
 
+/// Does process `pid` of this host run, and is it belay? A pid reused by
+/// another program (after a reboot, or a crash long ago) does not count:
+/// where `/proc` tells a process's command name, it must be ours.
 fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
     // SAFETY: signal 0 only checks for the process's existence.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    match (
+        fs::read(format!("/proc/{pid}/comm")),
+        fs::read("/proc/self/comm"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => true,
+    }
+}
+
+/// Session and lock files this process holds, so that a signal can remove
+/// them before the process ends (see [`remove_own_files`]).
+static OWN_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Remove every session and lock file this process holds: for a process
+/// ending on a signal (Ctrl-C, SIGTERM, SIGHUP), which runs no destructor.
+/// Nothing was committed after this, so leaving is as safe as a crash,
+/// minus the stale files.
+pub fn remove_own_files() {
+    let files = std::mem::take(&mut *OWN_FILES.lock().unwrap_or_else(|e| e.into_inner()));
+    for f in files {
+        let _ = fs::remove_file(&f);
+    }
 }
 
 /// The share's clock: the mtime of a file written now in `dir`.
@@ -281,6 +309,10 @@ impl Heartbeat {
             atomic::Published::AlreadyExisted => return Ok(Err(())),
         }
         atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
+        OWN_FILES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.clone());
         let (tx, rx) = mpsc::channel::<()>();
         let p = path.clone();
         let thread = thread::spawn(move || {
@@ -312,6 +344,10 @@ impl Drop for Heartbeat {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        OWN_FILES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != &self.path);
         let _ = fs::remove_file(&self.path);
         if let Some(d) = self.path.parent() {
             let _ = atomic::fsync_dir(d);
@@ -499,7 +535,7 @@ impl GcLock {
                 .map(|o| o.to_string())
                 .unwrap_or_else(|| "an unknown process".into());
             return Err(Error::Unsafe(format!(
-                "another gc is running ({who}; lock {}); wait for it to finish",
+                "another gc is running ({who}; lock {}): wait for it to finish, or if it is not running, `belay unlock --remove-all`",
                 path.display()
             )));
         }
@@ -513,6 +549,56 @@ impl GcLock {
     pub fn shed(&self) {
         self.file.shed();
     }
+}
+
+/// What [`unlock`] did.
+#[derive(Debug, Default)]
+pub struct Unlocked {
+    /// Lock and session files removed.
+    pub removed: Vec<Active>,
+    /// Files of processes that still run, left in place.
+    pub kept: Vec<Active>,
+}
+
+/// `belay unlock`: remove the gc lock, the deletion mark and session files
+/// whose process is gone (restic's `unlock`); with `remove_all`, also
+/// those naming a process that still seems to run (the user knows better:
+/// a lock from a machine that was switched off, an unsynchronised clock).
+pub fn unlock(repo: &Repo, remove_all: bool) -> Result<Unlocked> {
+    let mut found = Vec::new();
+    for path in [
+        repo.root().join("locks").join("gc.json"),
+        deleting_path(repo),
+    ] {
+        if path.exists() {
+            let dir = path.parent().expect("lock has a parent");
+            let now = share_now(dir)?;
+            let owner = read_owner(&path);
+            let stale = is_stale(&path, owner.as_ref(), now);
+            found.push(Active { path, owner, stale });
+        }
+    }
+    let sessions = repo.root().join("sessions");
+    if sessions.exists() {
+        found.extend(list_sessions(repo, share_now(&sessions)?)?);
+    }
+    let mut out = Unlocked::default();
+    for a in found {
+        if a.stale || remove_all {
+            match fs::remove_file(&a.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&a.path, e)),
+            }
+            if let Some(d) = a.path.parent() {
+                atomic::fsync_dir(d).at(d)?;
+            }
+            out.removed.push(a);
+        } else {
+            out.kept.push(a);
+        }
+    }
+    Ok(out)
 }
 
 /// `gc/deleting` while a gc deletes objects.

@@ -25,6 +25,20 @@ pub struct SourceEntry {
     /// Unix permission bits, 0 when the source has none (boards).
     pub mode: u32,
     pub mtime_ns: Option<i64>,
+    /// What identifies this file's current version on the source beyond
+    /// size and mtime, where the source has it (folders: device, inode,
+    /// ctime, as restic and git compare).
+    pub stamp: Option<ChangeStamp>,
+}
+
+/// A file's identity and status-change time on a folder source: a rewrite
+/// that keeps size and mtime (`cp -p`, `rsync -t`) still changes its ctime,
+/// and another file at the same path has another inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime_ns: i64,
 }
 
 /// Where a backup reads from.

@@ -149,8 +149,14 @@ pub fn stats(repo: &Repo, only: Option<ObjectId>, progress: &dyn Progress) -> Re
         None => repo.list_snapshots()?,
     };
     for id in ids {
-        let s = repo.read_snapshot(&id)?;
-        snaps.push((s.time_ns, id, s));
+        match repo.read_snapshot(&id) {
+            Ok(s) => snaps.push((s.time_ns, id, s)),
+            // One bad snapshot does not hide the others' figures.
+            Err(e) if only.is_none() && e.is_integrity() => {
+                progress.warn(&format!("{e}; left out (`belay check` reports it)"))
+            }
+            Err(e) => return Err(e),
+        }
     }
     snaps.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut sources = BTreeSet::new();
@@ -170,7 +176,7 @@ pub fn stats(repo: &Repo, only: Option<ObjectId>, progress: &dyn Progress) -> Re
             new_objects: 0,
             new_bytes: 0,
         };
-        walk_new(repo, id, &mut seen, &mut |oid, is_chunk| {
+        let walked = walk_new(repo, id, &mut seen, &mut |oid, is_chunk| {
             progress.objects(1);
             let i = info(repo, &oid);
             g.new_objects += 1;
@@ -184,7 +190,14 @@ pub fn stats(repo: &Repo, only: Option<ObjectId>, progress: &dyn Progress) -> Re
             } else if oid != *id {
                 st.trees += 1;
             }
-        })?;
+        });
+        match walked {
+            Err(e) if only.is_none() && e.is_integrity() => progress.warn(&format!(
+                "snapshot {}: {e}; its figures are partial (`belay check` reports it)",
+                id.short()
+            )),
+            r => r?,
+        }
         st.growth.push(g);
     }
     st.sources = sources.len() as u64;
@@ -193,7 +206,8 @@ pub fn stats(repo: &Repo, only: Option<ObjectId>, progress: &dyn Progress) -> Re
         let mut others: HashSet<ObjectId> = HashSet::new();
         for other in repo.list_snapshots()? {
             if other != id {
-                walk_new(repo, &other, &mut others, &mut |_, _| {})?;
+                // A damaged other snapshot only makes this one look bigger.
+                let _ = walk_new(repo, &other, &mut others, &mut |_, _| {});
             }
         }
         let mut mine = HashSet::new();

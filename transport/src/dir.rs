@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use belay_store::source::{EntryMeta, Sink, Source, SourceEntry, SourceKind};
+use belay_store::source::{ChangeStamp, EntryMeta, Sink, Source, SourceEntry, SourceKind};
 
 /// Name of the per-folder ignore file (gitignore syntax).
 pub const IGNORE_FILE: &str = ".belayignore";
@@ -153,6 +153,14 @@ impl Source for DirSource {
                 kind,
                 mode: meta.permissions().mode() & 0o7777,
                 mtime_ns: mtime_ns(&meta),
+                stamp: Some(ChangeStamp {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    ctime_ns: meta
+                        .ctime()
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(meta.ctime_nsec()),
+                }),
             });
         }
         Ok(out)

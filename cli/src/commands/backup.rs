@@ -48,6 +48,80 @@ fn backup_meta(a: &BackupArgs) -> Result<Vec<(String, String)>> {
     Ok(meta)
 }
 
+/// Ctrl-C, SIGTERM and SIGHUP end a folder backup with one line and the
+/// usual exit status (130 for Ctrl-C), removing its session file first (a
+/// signal runs no destructor). Nothing is committed after that: an
+/// interrupted backup is as safe as a crashed one. Called before any
+/// thread starts, so that every thread inherits the blocked mask and the
+/// signal reaches only the waiting thread.
+fn end_on_signals() {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        std::thread::spawn(move || {
+            let mut sig: libc::c_int = 0;
+            if libc::sigwait(&set, &mut sig) != 0 {
+                return;
+            }
+            belay_store::session::remove_own_files();
+            let name = match sig {
+                libc::SIGINT => "Ctrl-C",
+                libc::SIGTERM => "SIGTERM",
+                _ => "SIGHUP",
+            };
+            eprintln!("error: backup interrupted by {name}: no snapshot was saved");
+            std::process::exit(128 + sig);
+        });
+    }
+}
+
+/// The history a folder goes into without `--name`: its last component,
+/// unless a folder elsewhere already has a history under that name (two
+/// `proj` folders, every CircuitPython drive's `CIRCUITPY`): continuing it
+/// would compare the two and mix their snapshots, so the user chooses.
+fn folder_name(
+    repo: &Repo,
+    cache: Option<&belay_store::cache::Cache>,
+    source: &DirSource,
+) -> Result<String> {
+    use belay_store::source::Source;
+    let name = source.default_name();
+    let Some(head) = repo.read_ref(belay_store::repo::RefKind::Head, &name)? else {
+        return Ok(name);
+    };
+    let snap = match cache.and_then(|c| c.catalogued(&head)) {
+        Some(s) => s,
+        // An unreadable head is the backup's to report (it reads the
+        // folder whole then).
+        None => match repo.read_snapshot(&head) {
+            Ok(s) => s,
+            Err(_) => return Ok(name),
+        },
+    };
+    let here = source.location();
+    if snap.location == here {
+        return Ok(name);
+    }
+    let parent = source
+        .root()
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "other".into());
+    let other = belay_store::repo::sanitize_ref_name(&format!("{parent}-{name}"));
+    bail!(
+        "the history {name:?} belongs to {} (this is {here}): give --name {other} (or any new name) to start a history for this folder, or --name {name} to continue that one",
+        snap.location
+    )
+}
+
 pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let location = Location::parse(&a.source).map_err(|e| anyhow!("{e}"))?;
@@ -63,12 +137,16 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
             return crate::board::backup(ctx, repo, &a, &port, baud, who);
         }
     };
+    end_on_signals();
     let mut source = DirSource::new(&dir, a.excludes.clone(), a.skip_unreadable)
         .with_context(|| format!("cannot back up {}", dir.display()))?;
     source.skip_path(repo.root());
+    // The local cache makes an unchanged re-backup read no parent trees;
+    // without it (BELAY_NO_CACHE, or it cannot be opened) backup is slower.
+    let cache = belay_store::cache::Cache::open_default(repo);
     let name = match &a.name {
         Some(n) => n.clone(),
-        None => belay_store::source::Source::default_name(&source),
+        None => folder_name(repo, cache.as_ref(), &source)?,
     };
     let opts = BackupOptions {
         name: name.clone(),
@@ -81,9 +159,6 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
         skip_if_unchanged: !a.allow_empty,
     };
     let progress = Progress::new(ctx.quiet || ctx.json, "backup");
-    // The local cache makes an unchanged re-backup read no parent trees;
-    // without it (BELAY_NO_CACHE, or it cannot be opened) backup is slower.
-    let cache = belay_store::cache::Cache::open_default(repo);
     let known = cache
         .as_ref()
         .map(|c| c as &dyn belay_store::backup::KnownFiles);
@@ -102,6 +177,7 @@ pub(crate) fn backup(ctx: &Ctx, repo: &Repo, a: BackupArgs) -> Result<()> {
         "bytes": s.bytes,
         "files_read": s.files_read,
         "files_unchanged": report.files_unchanged,
+        "objects_repaired": report.objects_repaired,
         "bytes_read": s.bytes_read,
         "bytes_added": s.bytes_added,
         "objects_added": s.objects_added,

@@ -23,11 +23,12 @@ pub(crate) struct Decorations {
 
 pub(crate) fn decorations(repo: &Repo) -> Result<Decorations> {
     let mut tags: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
-    for (name, id) in repo.list_refs(RefKind::Tag)? {
+    let warn = &mut |w: String| eprintln!("warning: {w}");
+    for (name, id) in repo.list_refs_reporting(RefKind::Tag, warn)? {
         tags.entry(id).or_default().push(name);
     }
     let mut heads: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
-    for (name, id) in repo.list_refs(RefKind::Head)? {
+    for (name, id) in repo.list_refs_reporting(RefKind::Head, warn)? {
         heads.entry(id).or_default().push(name);
     }
     Ok(Decorations { tags, heads })
@@ -221,7 +222,9 @@ fn select(repo: &Repo, a: &LogArgs) -> Result<Vec<LogItem>> {
         }
         (None, None) => {
             // Newest first, from the local cache's catalogue (docs/cache.md).
-            let all = belay_store::catalog::Catalog::open(repo).live()?;
+            let all = belay_store::catalog::Catalog::open(repo).live_reporting(&mut |e| {
+                eprintln!("warning: {e}; left out (`belay check` reports it)")
+            })?;
             for (id, s) in all {
                 if items.len() >= limit {
                     break;

@@ -12,6 +12,7 @@ mod forget;
 mod gc;
 mod history;
 mod journal;
+mod repair;
 mod restore;
 mod shell;
 mod sources;
@@ -90,6 +91,10 @@ fn dispatch(
         Command::UndoForget => forget::undo(ctx, &open(&repo_path()?)?),
         Command::Gc(a) => gc::gc(ctx, &open(&repo_path()?)?, a),
         Command::Check(a) => check::check(ctx, &open(&repo_path()?)?, a),
+        Command::Repair { sources, read_data } => {
+            return repair::repair(ctx, &open(&repo_path()?)?, &sources, read_data);
+        }
+        Command::Unlock { remove_all } => gc::unlock(ctx, &open(&repo_path()?)?, remove_all),
         Command::Stats { rev } => stats::stats(ctx, &open(&repo_path()?)?, rev.as_deref()),
         Command::Sources { action: None } => sources::list(ctx, &open(&repo_path()?)?),
         Command::Sources {

@@ -373,6 +373,7 @@ fn open_tar(file: SharedFile) -> Result<ArchiveSource> {
                 size: range.1,
                 mode,
                 mtime_ns,
+                stamp: None,
             });
             continue;
         } else {
@@ -392,6 +393,7 @@ fn open_tar(file: SharedFile) -> Result<ArchiveSource> {
             size,
             mode,
             mtime_ns,
+            stamp: None,
         });
     }
     Ok(source_from(entries, Backing::Tar { file, ranges }))
@@ -453,6 +455,7 @@ fn open_zip(file: SharedFile) -> Result<ArchiveSource> {
             size,
             mode,
             mtime_ns,
+            stamp: None,
         });
     }
     Ok(source_from(entries, Backing::Zip { archive, index }))

@@ -178,6 +178,7 @@ fn entries_of(s: &Session, list: &[BoardEntry], warn: &mut dyn FnMut(String)) ->
             mtime_ns: off
                 .filter(|_| e.mtime > 0)
                 .map(|off| (e.mtime as i64 + off) * 1_000_000_000),
+            stamp: None,
         });
     }
     out
