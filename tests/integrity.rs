@@ -465,14 +465,23 @@ fn unlock_removes_what_no_live_belay_holds() {
     let src = env.path("src");
     tree(&src);
     let repo = env.init("repo");
-    // A gc lock naming a process of this host that runs but is not belay
-    // (a reused pid): gc takes it over.
+    // A gc lock naming a process of this host that runs (a reused pid):
+    // gc refuses and says how to unlock; `unlock` keeps it, `--remove-all`
+    // removes it, and gc runs.
     let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
     let lock = serde_json::json!({
         "kind": "gc", "host": belay_store::session::hostname(),
         "pid": sleeper.id(), "started": "2026-01-01T00:00:00Z", "source": ""
     });
     fs::write(repo.join("locks/gc.json"), lock.to_string()).unwrap();
+    let out = env.cmd(&repo, &["gc", "--now"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("belay unlock"));
+    let out = env.json(&repo, &["unlock"]);
+    assert_eq!(out["kept"].as_array().unwrap().len(), 1, "{out}");
+    assert!(repo.join("locks/gc.json").exists());
+    let out = env.json(&repo, &["unlock", "--remove-all"]);
+    assert_eq!(out["removed"].as_array().unwrap().len(), 1, "{out}");
     env.cmd(&repo, &["gc", "--now"]).assert().success();
     // A dead gc's lock: unlock removes it.
     let dead = serde_json::json!({

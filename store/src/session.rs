@@ -91,26 +91,13 @@ pub fn hostname() -> String {
     "unknown".into()
 }
 
-/// Does process `pid` of this host run, and is it belay? A pid reused by
-/// another program (after a reboot, or a crash long ago) does not count:
-/// where `/proc` tells a process's command name, it must be ours.
 fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
     // SAFETY: signal 0 only checks for the process's existence.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    let exists = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    if !exists {
-        return false;
-    }
-    match (
-        fs::read(format!("/proc/{pid}/comm")),
-        fs::read("/proc/self/comm"),
-    ) {
-        (Ok(theirs), Ok(ours)) => theirs == ours,
-        _ => true,
-    }
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Session and lock files this process holds, so that a signal can remove
