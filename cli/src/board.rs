@@ -165,7 +165,7 @@ pub fn with_source<R>(
     baud: u32,
     f: impl FnOnce(&dyn belay_store::source::Source) -> Result<R>,
 ) -> Result<R> {
-    port::install_interrupt_handler();
+    port::catch_interrupts();
     let session = connect(out, port, baud)?;
     let pull = pull_options(&session, None, true);
     let session = Mutex::new(session);

@@ -566,6 +566,7 @@ pub fn backup_with(
                 summary,
                 files_unchanged,
                 files_known,
+                objects_repaired,
                 warnings,
                 committed: false,
             });

@@ -228,7 +228,7 @@ pub(crate) fn unlock(ctx: &Ctx, repo: &Repo, remove_all: bool) -> Result<()> {
                 .map(|a| json!({"path": a.path, "owner": describe(a), "stale": a.stale}))
                 .collect()
         };
-        print_json(&json!({"removed": list(&done.removed), "kept": list(&done.kept)}));
+        print_json(&json!({"removed": list(&done.removed), "kept": list(&done.kept)}))?;
         return Ok(());
     }
     for a in &done.removed {

@@ -84,7 +84,7 @@ pub(crate) fn repair(
             "restored": r.restored,
             "files_read": r.files_read,
             "lost": lost_json,
-        }));
+        }))?;
     } else {
         ctx.info(format!(
             "{} objects missing or damaged; {} stored again from the sources ({} files read)",
