@@ -341,8 +341,7 @@ impl Checker<'_> {
                         },
                     }
                 }
-                let found: Option<[u8; 32]> =
-                    content_sha.map(|h| sha2::Digest::finalize(h).into());
+                let found: Option<[u8; 32]> = content_sha.map(|h| sha2::Digest::finalize(h).into());
                 if all_ok && total == *size && found.is_some_and(|f| f != *sha256) {
                     let i = self.problem(
                         "hash-mismatch",
