@@ -958,7 +958,7 @@ fn port_without_time() {
         &["time"],
         Some("file times are not recorded"),
         |env, first, _| {
-            let listing = env.json(&["ls", "-r", first["snapshot"].as_str().unwrap()]);
+            let listing = env.json(&["ls", "-R", first["snapshot"].as_str().unwrap()]);
             let entries = listing.as_array().unwrap();
             assert!(entries.len() > 5);
             assert!(
@@ -1184,7 +1184,7 @@ fn a_belayignore_on_the_board_is_honoured() {
     let board = TestBoard::start(&img, &BoardOptions::unthrottled());
     let port = serial(&board);
     let b = env.json(&["backup", &port]);
-    let listing = env.json(&["ls", "-r", b["snapshot"].as_str().unwrap()]);
+    let listing = env.json(&["ls", "-R", b["snapshot"].as_str().unwrap()]);
     let paths: Vec<&str> = listing
         .as_array()
         .unwrap()

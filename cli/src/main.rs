@@ -76,10 +76,12 @@ fn main() -> ExitCode {
         Err(err) => {
             // A closed stdout (`belay log | head`) is not an error: stop
             // quietly, as ripgrep does.
-            if err.chain().any(|e| {
-                e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if stdout_closed()
+                && err.chain().any(|e| {
+                    e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                })
+            {
                 return ExitCode::SUCCESS;
             }
             let msg = commands::error_line(&err);
@@ -96,4 +98,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether stdout is a pipe whose reader has gone (`belay log | head`).
+/// A broken pipe elsewhere (a board's line closed by an unplug) is an
+/// error like any other: only the reader closing stdout ends quietly.
+fn stdout_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & libc::POLLERR != 0
 }
