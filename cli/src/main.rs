@@ -65,11 +65,24 @@ fn main() -> ExitCode {
     // REPL) and the command fails with exit code 130; anything else, or a
     // second Ctrl-C, ends the process at once with 130. Every repository
     // write is atomic, so stopping between two of them loses nothing.
+    // ctrlc's thread must never take SIGTERM or SIGHUP: a folder backup
+    // waits for those itself (commands/backup.rs), and a thread that does
+    // not block them would get their default action (the process dies with
+    // its session file left). Threads inherit the mask they start with.
+    let term_hup = signal_set(&[libc::SIGTERM, libc::SIGHUP]);
+    // SAFETY: masks of the calling thread, with an initialised set.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &term_hup, std::ptr::null_mut()) };
     let _ = ctrlc::set_handler(|| {
         if !port::interrupt() {
+            // A backup's session file goes with it (exiting runs no
+            // destructor); what was written stays as safe as after a crash.
+            belay_store::session::remove_own_files();
+            eprintln!("error: interrupted by Ctrl-C");
             std::process::exit(EXIT_INTERRUPTED.into());
         }
     });
+    // SAFETY: as above.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &term_hup, std::ptr::null_mut()) };
     let json = cli.json;
     match commands::run(cli) {
         Ok(code) => code,
@@ -112,4 +125,16 @@ fn stdout_closed() -> bool {
     // SAFETY: one valid pollfd, no timeout.
     let n = unsafe { libc::poll(&mut fd, 1, 0) };
     n > 0 && fd.revents & libc::POLLERR != 0
+}
+
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before it is used.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, *s);
+        }
+        set
+    }
 }
