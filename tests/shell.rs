@@ -14,7 +14,16 @@ fn diff_exit_code_is_one_only_when_something_differs() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("main.py"), "print(1)\n").unwrap();
     belay_json(&repo, &["backup", src.to_str().unwrap(), "--name", "p"]);
-    belay_json(&repo, &["backup", src.to_str().unwrap(), "--name", "p"]);
+    belay_json(
+        &repo,
+        &[
+            "backup",
+            src.to_str().unwrap(),
+            "--name",
+            "p",
+            "--allow-empty",
+        ],
+    );
     belay(&repo)
         .args(["diff", "p~1", "p", "--exit-code"])
         .assert()

@@ -75,6 +75,13 @@ pub trait KnownFiles: Sync {
         None
     }
 
+    /// The snapshot `id` as the local catalogue holds it (so an unchanged
+    /// re-backup compares with its parent without opening an object);
+    /// `None` (the default) makes the engine read it.
+    fn snapshot(&self, _id: &ObjectId) -> Option<Snapshot> {
+        None
+    }
+
     /// Is `id` known to be a complete, durable object of the repository?
     /// `true` lets the engine skip writing (and probing) it.
     fn has_object(&self, _id: &ObjectId) -> bool {
@@ -550,7 +557,10 @@ pub fn backup_with(
         && let Some(p) = parent
         && repo.is_live(&p)
     {
-        let before = repo.read_snapshot(&p)?;
+        let before = match known_files.and_then(|k| k.snapshot(&p)) {
+            Some(s) => s,
+            None => repo.read_snapshot(&p)?,
+        };
         // A history continued under a new name gets its first snapshot.
         if before.source == snap.source
             && before.tree == snap.tree

@@ -314,6 +314,10 @@ fn join_ids(ids: &[ObjectId]) -> Vec<u8> {
 }
 
 impl KnownFiles for Cache {
+    fn snapshot(&self, id: &ObjectId) -> Option<crate::snapshot::Snapshot> {
+        self.catalogued(id)
+    }
+
     fn generation(&self) -> Option<u64> {
         let conn = self.conn.lock().unwrap();
         conn.query_row("SELECT value FROM meta WHERE key='generation'", [], |r| {
