@@ -691,6 +691,9 @@ fn baud_rate_throttles_both_directions() {
     eprintln!(
         "20000 bytes at 115200 baud: board->host {down:?}, host->board {up:?} (minimum {min:?})"
     );
+    // The throttle paces whole writes, so the last few bytes may land a
+    // millisecond or two before the ideal time (seen: 1.7346 s for 1.7361 s).
+    let min = min.mul_f64(0.98);
     assert!(down >= min, "board->host took {down:?} < {min:?}");
     assert!(up >= min, "host->board took {up:?} < {min:?}");
 }
