@@ -127,7 +127,8 @@ fn stdout_closed() -> bool {
     n > 0 && fd.revents & libc::POLLERR != 0
 }
 
-fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+/// A signal set holding `signals` (also for commands/backup.rs).
+pub(crate) fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set before it is used.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

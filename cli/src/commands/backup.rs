@@ -55,13 +55,9 @@ fn backup_meta(a: &BackupArgs) -> Result<Vec<(String, String)>> {
 /// thread starts, so that every thread inherits the blocked mask and the
 /// signal reaches only the waiting thread.
 fn end_on_signals() {
-    // SAFETY: plain libc calls on a local, initialised signal set.
+    let set = crate::signal_set(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    // SAFETY: plain libc calls on an initialised signal set.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, sig);
-        }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return;
         }
