@@ -4,6 +4,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use belay_suite as support;
 use belay_suite::cli::{belay, belay_json};
 use belay_suite::fsutil::{assert_same_tree, noise, set_mtime};
 use predicates::prelude::*;
@@ -25,24 +26,6 @@ fn restore_to(repo: &Path, rev: &str, to: &Path) {
         .arg(to)
         .assert()
         .success();
-}
-
-/// Count object files by kind byte (header offset 5).
-fn objects_by_kind(repo: &Path) -> [usize; 4] {
-    let mut counts = [0usize; 4];
-    let mut stack = vec![repo.join("objects")];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
-                let b = fs::read(&p).unwrap();
-                counts[b[5] as usize] += 1;
-            }
-        }
-    }
-    counts
 }
 
 fn all_object_files(repo: &Path) -> Vec<PathBuf> {
@@ -224,14 +207,14 @@ fn ten_bytes_changed_in_a_16_mb_file_add_at_most_3_chunks() {
     let mut data = noise(16 << 20, 7);
     fs::write(src.join("f.bin"), &data).unwrap();
     backup(&repo, &src, "edit");
-    let before = objects_by_kind(&repo);
+    let before = support::objects::count_by_kind(&repo);
     let mid = data.len() / 2;
     for b in &mut data[mid..mid + 10] {
         *b = !*b;
     }
     fs::write(src.join("f.bin"), &data).unwrap();
     let out = backup(&repo, &src, "edit");
-    let after = objects_by_kind(&repo);
+    let after = support::objects::count_by_kind(&repo);
     let new_chunks = after[1] - before[1];
     assert!(
         (1..=3).contains(&new_chunks),
@@ -250,15 +233,9 @@ fn a_flipped_byte_is_found_and_the_object_named() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a.txt"), "hello world\n".repeat(100)).unwrap();
     backup(&repo, &src, "c");
-    let chunk = all_object_files(&repo)
-        .into_iter()
-        .find(|p| fs::read(p).unwrap()[5] == 1)
-        .unwrap();
-    let mut bytes = fs::read(&chunk).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x40;
-    fs::write(&chunk, &bytes).unwrap();
-    let name = chunk.file_name().unwrap().to_str().unwrap().to_string();
+    let chunk = support::objects::first_of_kind(&repo, 1);
+    chunk.flip_last_byte();
+    let name = chunk.hex();
     belay(&repo)
         .args(["cat", "c:a.txt"])
         .assert()
@@ -276,28 +253,41 @@ fn a_flipped_byte_is_found_and_the_object_named() {
 
 #[test]
 fn a_truncated_object_is_found_and_named() {
-    let t = tempfile::tempdir().unwrap();
-    let repo = init(t.path());
-    let src = t.path().join("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(src.join("a.bin"), noise(5000, 5)).unwrap();
-    backup(&repo, &src, "c");
-    let chunk = all_object_files(&repo)
-        .into_iter()
-        .find(|p| fs::read(p).unwrap()[5] == 1)
-        .unwrap();
-    let bytes = fs::read(&chunk).unwrap();
-    fs::write(&chunk, &bytes[..bytes.len() / 2]).unwrap();
-    let name = chunk.file_name().unwrap().to_str().unwrap().to_string();
-    belay(&repo)
-        .args(["cat", "c:a.bin"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains(&name).and(predicate::str::contains("truncated")));
-    // A new backup of the same content repairs the torn object.
-    let again = backup(&repo, &src, "other");
-    assert_eq!(again["objects_added"], 2, "{again}"); // the chunk + snapshot
-    belay(&repo).args(["cat", "c:a.bin"]).assert().success();
+    // Format 1: a torn loose file; format 2: a pack cut in the middle of
+    // its last envelope.
+    for format in ["1", "2"] {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        belay(&repo)
+            .args(["init", "--format", format])
+            .assert()
+            .success();
+        let src = t.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("a.bin"), noise(5000, 5)).unwrap();
+        backup(&repo, &src, "c");
+        let chunk = support::objects::first_of_kind(&repo, 1);
+        // The last envelope of the file, so the cut damages only it.
+        let victim = support::objects::places(&repo)
+            .into_iter()
+            .rfind(|p| p.file == chunk.file)
+            .unwrap();
+        victim.truncate_half();
+        let name = victim.hex();
+        belay(&repo)
+            .args(["cat", "c:a.bin"])
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains(&name).and(predicate::str::contains("truncated")));
+        // A new backup of the same content repairs the torn object.
+        let again = backup(&repo, &src, "other");
+        if format == "1" {
+            assert_eq!(again["objects_added"], 2, "{again}"); // the chunk + snapshot
+        } else {
+            assert!(again["objects_added"].as_u64().unwrap() >= 2, "{again}");
+        }
+        belay(&repo).args(["cat", "c:a.bin"]).assert().success();
+    }
 }
 
 #[test]
@@ -658,7 +648,7 @@ fn bad_repositories_and_sources_get_one_clear_line() {
     let cfg = fs::read_to_string(repo.join("config")).unwrap();
     fs::write(
         repo.join("config"),
-        cfg.replace("\"version\": 1", "\"version\": 9"),
+        cfg.replace("\"version\": 2", "\"version\": 9"),
     )
     .unwrap();
     check(belay(&repo).arg("log"), "format version 9");
@@ -735,7 +725,11 @@ fn a_full_disk_fails_cleanly_and_leaves_no_partial_snapshot() {
             continue;
         }
         let bytes = fs::read(&p).unwrap();
-        belay_store::object::decode_object(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if bytes.starts_with(belay_store::pack::PACK_MAGIC) {
+            belay_store::pack::parse_pack(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else {
+            belay_store::object::decode_object(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
     // After freeing space, the same backup completes. The failed backup's
     // chunks (and its journal entry) still fill the repository's disk:

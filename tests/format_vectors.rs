@@ -133,3 +133,52 @@ fn trailing_bytes_and_unknown_versions_are_rejected() {
     s[0] = 1; // version variant 1 does not exist yet
     assert!(Snapshot::decode(&s).is_err());
 }
+
+/// The pack holding only the chunk `hello\n` (docs/format.md §13.2).
+const HELLO_PACK_HEX: &str = concat!(
+    "42454c5001000000",
+    "42454c5901010000060000000000000006000000000000006865 6c6c6f0a",
+    "60200926b98f21cddd0dc4fb5c05e6a4d7ab691b9c8b01295ebefe1daca3bbe5",
+    "0800000000000000 1e000000 01 000000",
+    "2600000000000000 01000000 424c504b",
+);
+const HELLO_PACK_ID: &str = "118ab3b5703470aeb393c30bb42160845ffd8c08ad7bc90c5a26e63fa205d894";
+/// The index object payload listing that pack (§13.3).
+const HELLO_INDEX_PAYLOAD_HEX: &str = "000001118ab3b5703470aeb393c30bb42160845ffd8c08ad7bc90c5a26e63fa205d894660160200926b98f21cddd0dc4fb5c05e6a4d7ab691b9c8b01295ebefe1daca3bbe501081e";
+const HELLO_INDEX_ID: &str = "6e22dbe9ba543b8a0430503a4cba4a0b551c686263a7aea6cf869be7a13b4d53";
+
+#[test]
+fn pack_and_index_vectors() {
+    use belay_store::pack::{IndexV1, IndexedEntry, IndexedPack, PackBuilder, parse_pack};
+    let hello = b"hello\n";
+    let chunk_id = ObjectId::compute(ObjectKind::Chunk, hello);
+    let mut b = PackBuilder::new();
+    b.push(
+        chunk_id,
+        ObjectKind::Chunk,
+        &encode_object(ObjectKind::Chunk, hello, 3),
+    );
+    let (pack_id, bytes, entries) = b.finish();
+    let want = hex::decode(HELLO_PACK_HEX.replace(' ', "")).unwrap();
+    assert_eq!(hex::encode(&bytes), hex::encode(&want));
+    assert_eq!(bytes.len(), 102);
+    assert_eq!(pack_id.to_hex(), HELLO_PACK_ID);
+    assert_eq!(ObjectId::compute(ObjectKind::Pack, &want), pack_id);
+    assert_eq!(parse_pack(&want).unwrap(), entries);
+
+    let ix = IndexV1 {
+        supersedes: vec![],
+        packs: vec![IndexedPack {
+            pack: pack_id,
+            size: 102,
+            entries: entries.iter().map(IndexedEntry::from_entry).collect(),
+        }],
+    };
+    let payload = ix.encode();
+    assert_eq!(hex::encode(&payload), HELLO_INDEX_PAYLOAD_HEX);
+    assert_eq!(IndexV1::decode(&payload).unwrap(), ix);
+    assert_eq!(
+        ObjectId::compute(ObjectKind::Index, &payload).to_hex(),
+        HELLO_INDEX_ID
+    );
+}

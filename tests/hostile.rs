@@ -221,7 +221,10 @@ fn the_deepest_folder_the_os_allows_round_trips() {
 /// A repository with one folder backed up as `src` (a `lib/` directory and
 /// two files), its path and the source folder.
 fn with_backup(tmp: &Path) -> (PathBuf, PathBuf) {
-    let repo = init(tmp);
+    with_backup_in(tmp, init(tmp))
+}
+
+fn with_backup_in(tmp: &Path, repo: PathBuf) -> (PathBuf, PathBuf) {
     let src = tmp.join("src");
     fs::create_dir_all(src.join("lib")).unwrap();
     fs::write(src.join("main.py"), b"print('main')\n".repeat(40)).unwrap();
@@ -407,7 +410,13 @@ fn hostile_length_fields_claiming_huge_vectors_are_refused() {
 #[test]
 fn hostile_object_stored_under_the_wrong_id_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let (repo_path, _) = with_backup(tmp.path());
+    // Format 1: one file per object, so one can hold another's bytes.
+    let v1 = tmp.path().join("repo");
+    belay(&v1)
+        .args(["init", "--format", "1"])
+        .assert()
+        .success();
+    let (repo_path, _) = with_backup_in(tmp.path(), v1);
     let repo = Repo::open(&repo_path).unwrap();
     let head = repo
         .read_ref(belay_store::repo::RefKind::Head, "src")

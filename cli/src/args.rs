@@ -62,8 +62,20 @@ pub enum ColorWhen {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new, empty repository
-    #[command(after_help = "Example:\n  belay -r /mnt/share/belay init")]
-    Init,
+    #[command(
+        after_help = "Examples:\n  belay -r /mnt/share/belay init\n  belay -r ./old-style init --format 1   # loose objects, readable by belay before packs"
+    )]
+    Init {
+        /// Repository format: 2 (packs, the default) or 1 (one file per object)
+        #[arg(long = "format", value_name = "VERSION", env = "BELAY_FORMAT", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=2))]
+        format: u64,
+    },
+
+    /// Convert a format-1 repository to format 2 (packs), in place
+    #[command(
+        after_help = "Packs every chunk and tree of the live snapshots, writes the index, then switches\nthe config to version 2; the loose files are removed by later gc runs after the\ngrace period, so other clients may keep reading meanwhile. Safe to interrupt and rerun.\n\nExample:\n  belay -r /mnt/share/belay migrate\n  belay -r /mnt/share/belay gc          # later: packs what backups added meanwhile"
+    )]
+    Migrate,
 
     /// Take a snapshot of a folder or a board
     #[command(

@@ -25,6 +25,7 @@ pub fn kind_of(c: &Command) -> Option<&'static str> {
         Command::Forget(a) if !a.dry_run => "forget",
         Command::UndoForget => "undo-forget",
         Command::Gc(a) if !a.dry_run => "gc",
+        Command::Migrate => "migrate",
         Command::Tag(a) if a.name.is_some() => "tag",
         Command::Import(_) => "import",
         _ => return None,

@@ -800,11 +800,11 @@ impl Known<'_> {
     }
 }
 
-/// Does `id`'s object file exist with at least a header? One `stat`, no
-/// open: enough to trust the cache's record of a snapshot we made.
+/// Does `id` exist (a loose file with at least a header, or a present
+/// pack listing it)? A `stat`, no open: enough to trust the cache's record
+/// of a snapshot we made.
 fn object_file_present(repo: &Repo, id: &ObjectId) -> bool {
-    std::fs::metadata(repo.object_path(id))
-        .is_ok_and(|m| m.is_file() && m.len() >= crate::object::HEADER_LEN as u64)
+    repo.object_present(id)
 }
 
 /// Store one chunk unless this backup or the parent already has it.

@@ -121,6 +121,14 @@ pub struct CheckReport {
     pub bytes_read: u64,
     /// Object files no root reaches (`gc` removes them; not a problem).
     pub unreferenced: u64,
+    /// Format v2: index objects and packs checked.
+    pub indexes: u64,
+    pub packs: u64,
+    /// Format v2: packs that are missing or damaged. Not problems by
+    /// themselves: every live object they held was read (from another
+    /// copy where one exists), and one that could not be is a problem of
+    /// its own; gc removes such packs once nothing needs them.
+    pub pack_warnings: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -214,13 +222,25 @@ impl Checker<'_> {
     }
 
     fn check_chunk(&mut self, id: &ObjectId) -> Result<u64> {
-        let path = self.repo.object_path(id);
         if self.read_data.includes(id) {
             let raw = self.repo.read_object(id, ObjectKind::Chunk)?;
             self.report.chunks_read += 1;
-            self.report.bytes_read += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            self.report.bytes_read += self.repo.stored_len(id).unwrap_or(0);
             return Ok(raw.len() as u64);
         }
+        if let Some(p) = self.repo.packed()
+            && let Some((header, _)) = p.probe(id)?
+        {
+            if header.kind != ObjectKind::Chunk {
+                return Err(Error::WrongKind {
+                    id: id.to_hex(),
+                    found: header.kind.name(),
+                    expected: "chunk",
+                });
+            }
+            return Ok(header.raw_len);
+        }
+        let path = self.repo.loose_path(id);
         let missing = || Error::MissingObject {
             id: id.to_hex(),
             path: path.clone(),
@@ -277,11 +297,10 @@ impl Checker<'_> {
             None => {
                 self.progress.objects(1);
                 self.report.chunks += 1;
-                let path = self.repo.object_path(&id);
                 match self.repo.read_object(&id, ObjectKind::Chunk) {
                     Ok(raw) => {
                         self.report.chunks_read += 1;
-                        self.report.bytes_read += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                        self.report.bytes_read += self.repo.stored_len(&id).unwrap_or(0);
                         self.chunks.insert(id, ChunkState::Ok(raw.len() as u64));
                         Some(raw)
                     }
@@ -293,6 +312,95 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// Format v2: every index object decodes (a problem if not); every
+    /// pack a current index lists is present with the listed size and
+    /// (read-data) hashes to its name and holds the footer the index
+    /// repeats (warnings if not). Returns the listed packs.
+    fn packs(&mut self) -> Result<HashSet<ObjectId>> {
+        let root = self.repo.root().to_path_buf();
+        let dir = root.join(crate::packed::INDEX_DIR);
+        let mut indexes = Vec::new();
+        for (name, path) in crate::repo::dir_entries(&dir)? {
+            let Some(id) = ObjectId::from_hex(&name) else {
+                continue;
+            };
+            self.report.indexes += 1;
+            match crate::packed::read_index_file(&path, &id) {
+                Ok(ix) => indexes.push((id, ix)),
+                Err(Error::MissingObject { .. }) => {} // deleted by a gc meanwhile
+                Err(e) => {
+                    self.problem("bad-index", Some(id), path, format!("index {e}"));
+                }
+            }
+        }
+        // Packs only superseded index objects list are garbage on their way
+        // out (a gc deletes them, maybe stopped halfway): not checked.
+        let superseded: HashSet<ObjectId> = indexes
+            .iter()
+            .flat_map(|(_, ix)| ix.supersedes.iter().copied())
+            .collect();
+        let mut listed: BTreeMap<ObjectId, crate::pack::IndexedPack> = BTreeMap::new();
+        let mut current: BTreeMap<ObjectId, crate::pack::IndexedPack> = BTreeMap::new();
+        for (id, ix) in indexes {
+            for p in ix.packs {
+                if !superseded.contains(&id) {
+                    current.entry(p.pack).or_insert_with(|| p.clone());
+                }
+                listed.entry(p.pack).or_insert(p);
+            }
+        }
+        for (id, p) in &current {
+            self.progress.objects(1);
+            self.report.packs += 1;
+            let path = crate::packed::object_file_path(&root, id);
+            let size = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(_) => {
+                    self.report.pack_warnings.push(format!(
+                        "pack {id} is missing ({} objects; {})",
+                        p.entries.len(),
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            if size != p.size {
+                self.report.pack_warnings.push(format!(
+                    "pack {id} has {size} bytes, its index says {} ({})",
+                    p.size,
+                    path.display()
+                ));
+                continue;
+            }
+            if !matches!(self.read_data, ReadData::All) {
+                continue;
+            }
+            let problem = match crate::repack::read_pack_file(&path) {
+                Ok((bytes, entries)) => {
+                    if ObjectId::compute(ObjectKind::Pack, &bytes) != *id {
+                        Some("its content does not match its name".to_string())
+                    } else if entries
+                        .iter()
+                        .map(crate::pack::IndexedEntry::from_entry)
+                        .ne(p.entries.iter().copied())
+                    {
+                        Some("its footer differs from its index".to_string())
+                    } else {
+                        None
+                    }
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = problem {
+                self.report.pack_warnings.push(format!(
+                    "pack {id} is damaged: {reason} ({})",
+                    path.display()
+                ));
+            }
+        }
+        Ok(listed.into_keys().collect())
     }
 
     /// Check a tree and everything below it, once per tree id; returns how
@@ -572,12 +680,21 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
         let bad: Vec<ObjectId> = c.report.problems.iter().filter_map(|p| p.object).collect();
         crate::cache_state::distrust(repo, &bad);
     }
+    let packs = if repo.format_version() >= 2 {
+        progress.phase("packs and index");
+        c.packs()?
+    } else {
+        HashSet::new()
+    };
     // Objects nothing reaches (informational).
     let mut unreferenced = 0u64;
     gc::walk_objects(
         repo,
         &mut |id, _, _| {
-            if !roots.contains_key(&id) && !c.trees.contains_key(&id) && !c.chunks.contains_key(&id)
+            if !roots.contains_key(&id)
+                && !c.trees.contains_key(&id)
+                && !c.chunks.contains_key(&id)
+                && !packs.contains(&id)
             {
                 unreferenced += 1;
             }

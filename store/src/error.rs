@@ -21,7 +21,7 @@ pub enum Error {
     #[error("{0} exists and is not empty; choose an empty or new directory for the repository")]
     InitTargetNotEmpty(PathBuf),
     #[error(
-        "{path}: repository format version {found} is not supported by this belay (it reads version {supported}); upgrade belay"
+        "{path}: repository format version {found} is not supported by this belay (it reads versions 1 to {supported}); upgrade belay"
     )]
     UnsupportedVersion {
         path: PathBuf,

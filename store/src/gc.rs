@@ -95,6 +95,19 @@ pub struct GcReport {
     /// When a gc may empty them.
     pub trash_expires_in: Option<Duration>,
     pub temp_files_removed: u64,
+    /// Format v2: pack files listed and present, and those still live.
+    pub packs: u64,
+    pub packs_live: u64,
+    /// Packs rewritten because they were sparse or small, the packs that
+    /// replaced them, and what moved.
+    pub packs_repacked: u64,
+    pub packs_written: u64,
+    pub objects_repacked: u64,
+    pub bytes_repacked: u64,
+    /// Loose chunks and trees moved into packs (after a migration).
+    pub loose_packed: u64,
+    /// Index objects replaced by this run's consolidated one.
+    pub indexes_superseded: u64,
     pub warnings: Vec<String>,
 }
 
@@ -195,7 +208,7 @@ pub fn roots(repo: &Repo, warn: &mut dyn FnMut(String)) -> Result<Vec<ObjectId>>
 /// snapshot object is missing is skipped with a warning (nothing to keep);
 /// any other unreadable object stops gc: deleting around damage could lose
 /// data that `check` would show how to save.
-fn mark(
+pub(crate) fn mark(
     repo: &Repo,
     roots: &[ObjectId],
     progress: &dyn Progress,
@@ -404,6 +417,29 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     report.roots = roots.len() as u64;
     let live = mark(repo, &roots, progress, &mut report.warnings)?;
     session::pause_point("gc-marked");
+    // Format v2: repack, pack loose chunks and trees, consolidate the
+    // index; files are then kept by the plan (packs, index objects and
+    // loose snapshots), not by object id.
+    let pack_plan = if repo.format_version() >= 2 {
+        let plan = crate::repack::plan(repo, &live, &roots, opts.dry_run, progress)?;
+        report.packs = plan.packs;
+        report.packs_live = plan.packs_live;
+        report.packs_repacked = plan.packs_repacked;
+        report.packs_written = plan.packs_written;
+        report.objects_repacked = plan.objects_repacked;
+        report.bytes_repacked = plan.bytes_repacked;
+        report.loose_packed = plan.loose_packed;
+        report.indexes_superseded = plan.indexes_superseded;
+        report.warnings.extend(plan.warnings.iter().cloned());
+        Some(plan)
+    } else {
+        None
+    };
+    let keep = |id: &ObjectId| match &pack_plan {
+        Some(plan) => plan.keep.contains(&trunc(id)),
+        None => live.contains(&trunc(id)),
+    };
+    session::pause_point("gc-repacked");
 
     progress.phase("sweeping");
     let expired_ids = |id: &ObjectId, lists: &[CondemnedList]| {
@@ -426,61 +462,79 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         .num_threads(DELETE_THREADS)
         .build()
         .map_err(|e| Error::Unsafe(format!("cannot start threads: {e}")))?;
-    walk_objects(
-        repo,
-        &mut |id, path, size| {
-            progress.objects(1);
-            report.objects += 1;
-            report.bytes += size;
-            if live.contains(&trunc(&id)) {
-                report.live_objects += 1;
-                report.live_bytes += size;
+    let mut visit = |id: ObjectId, path: &Path, size: u64| -> Result<()> {
+        progress.objects(1);
+        report.objects += 1;
+        report.bytes += size;
+        if keep(&id) {
+            report.live_objects += 1;
+            report.live_bytes += size;
+            return Ok(());
+        }
+        if can_delete && (now_mode || expired_ids(&id, &lists)) {
+            if opts.dry_run {
+                report.deleted_objects += 1;
+                report.deleted_bytes += size;
                 return Ok(());
             }
-            if can_delete && (now_mode || expired_ids(&id, &lists)) {
-                if opts.dry_run {
-                    report.deleted_objects += 1;
-                    report.deleted_bytes += size;
-                    return Ok(());
-                }
-                batch.push((path.to_path_buf(), size));
-                // The first deletion alone (a test pause point follows it),
-                // then in parallel batches: on a network share an unlink
-                // is a round trip.
-                let limit = if report.deleted_objects == 0 { 1 } else { 512 };
-                if batch.len() >= limit {
-                    let (n, b) = delete_batch(&pool, &mut batch)?;
-                    report.deleted_objects += n;
-                    report.deleted_bytes += b;
-                    if report.deleted_objects == n && n > 0 {
-                        session::pause_point("gc-deleting");
-                    }
-                }
-                return Ok(());
-            }
-            report.pending_objects += 1;
-            report.pending_bytes += size;
-            match pending_in(&id, &lists) {
-                Some(t) => {
-                    oldest_pending = Some(oldest_pending.map_or(t, |o: SystemTime| o.min(t)));
-                }
-                None => {
-                    new_condemned.push(id);
-                    report.condemned_objects += 1;
-                    report.condemned_bytes += size;
-                    oldest_pending = Some(now);
+            batch.push((path.to_path_buf(), size));
+            // The first deletion alone (a test pause point follows it),
+            // then in parallel batches: on a network share an unlink
+            // is a round trip.
+            let limit = if report.deleted_objects == 0 { 1 } else { 512 };
+            if batch.len() >= limit {
+                let (n, b) = delete_batch(&pool, &mut batch)?;
+                report.deleted_objects += n;
+                report.deleted_bytes += b;
+                if report.deleted_objects == n && n > 0 {
+                    session::pause_point("gc-deleting");
                 }
             }
-            Ok(())
-        },
-        &mut |path| {
-            if !opts.dry_run && session::age(path, now).is_some_and(|a| a > TEMP_MAX_AGE) {
-                let _ = fs::remove_file(path);
-                temp_removed += 1;
+            return Ok(());
+        }
+        report.pending_objects += 1;
+        report.pending_bytes += size;
+        match pending_in(&id, &lists) {
+            Some(t) => {
+                oldest_pending = Some(oldest_pending.map_or(t, |o: SystemTime| o.min(t)));
             }
-            Ok(())
-        },
-    )?;
+            None => {
+                new_condemned.push(id);
+                report.condemned_objects += 1;
+                report.condemned_bytes += size;
+                oldest_pending = Some(now);
+            }
+        }
+        Ok(())
+    };
+    let mut temp = |path: &Path| -> Result<()> {
+        if !opts.dry_run && session::age(path, now).is_some_and(|a| a > TEMP_MAX_AGE) {
+            let _ = fs::remove_file(path);
+            temp_removed += 1;
+        }
+        Ok(())
+    };
+    // Index objects first (only those this run read and so replaced by
+    // its consolidated index, can be garbage; one written since is kept):
+    // a stop between the two leaves packs no index lists, which the next
+    // run condemns, rather than an index naming deleted packs.
+    if let Some(plan) = &pack_plan {
+        for (name, path) in crate::repo::dir_entries(&repo.root().join(crate::packed::INDEX_DIR))? {
+            if name.starts_with(TEMP_PREFIX) {
+                temp(&path)?;
+                continue;
+            }
+            let Some(id) = ObjectId::from_hex(&name) else {
+                continue;
+            };
+            if !plan.indexes.contains(&id) {
+                continue;
+            }
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            visit(id, &path, size)?;
+        }
+    }
+    walk_objects(repo, &mut visit, &mut temp)?;
     let (n, b) = delete_batch(&pool, &mut batch)?;
     report.deleted_objects += n;
     report.deleted_bytes += b;
@@ -529,16 +583,11 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
                 fs::remove_file(&l.path).at(&l.path)?;
                 continue;
             }
-            let keep: Vec<ObjectId> = l
-                .ids
-                .iter()
-                .filter(|id| !live.contains(&trunc(id)))
-                .copied()
-                .collect();
-            if keep.is_empty() {
+            let still: Vec<ObjectId> = l.ids.iter().filter(|id| !keep(id)).copied().collect();
+            if still.is_empty() {
                 fs::remove_file(&l.path).at(&l.path)?;
-            } else if keep.len() != l.ids.len() {
-                write_list(&l.path, &keep, Some(l.mtime))?;
+            } else if still.len() != l.ids.len() {
+                write_list(&l.path, &still, Some(l.mtime))?;
             }
         }
         lists.clear();

@@ -28,6 +28,11 @@ pub enum ObjectKind {
     Chunk = 1,
     Tree = 2,
     Snapshot = 3,
+    /// An index object (format v2): lists packs and their objects.
+    Index = 4,
+    /// A pack file (format v2). Only its id uses this kind: packs are not
+    /// envelopes.
+    Pack = 5,
 }
 
 impl ObjectKind {
@@ -36,6 +41,8 @@ impl ObjectKind {
             1 => Some(ObjectKind::Chunk),
             2 => Some(ObjectKind::Tree),
             3 => Some(ObjectKind::Snapshot),
+            4 => Some(ObjectKind::Index),
+            5 => Some(ObjectKind::Pack),
             _ => None,
         }
     }
@@ -44,6 +51,8 @@ impl ObjectKind {
             ObjectKind::Chunk => "chunk",
             ObjectKind::Tree => "tree",
             ObjectKind::Snapshot => "snapshot",
+            ObjectKind::Index => "index",
+            ObjectKind::Pack => "pack",
         }
     }
 }
@@ -86,7 +95,9 @@ impl Header {
         if bytes[4] != OBJECT_VERSION {
             return Err(format!("unsupported object version {}", bytes[4]));
         }
-        let kind = ObjectKind::from_byte(bytes[5]).ok_or(format!("unknown kind {}", bytes[5]))?;
+        let kind = ObjectKind::from_byte(bytes[5])
+            .filter(|k| *k != ObjectKind::Pack)
+            .ok_or(format!("unknown kind {}", bytes[5]))?;
         let compression = match bytes[6] {
             0 => Compression::None,
             1 => Compression::Zstd,

@@ -18,8 +18,10 @@ use crate::object::{self, HEADER_LEN, Header, ObjectKind};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
-/// The repository format version this code reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The repository format version `init` writes (2: packs, §13).
+pub const FORMAT_VERSION: u64 = 2;
+/// The oldest format version this code reads and writes (1: loose objects).
+pub const OLDEST_FORMAT_VERSION: u64 = 1;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,17 @@ pub struct WriteOutcome {
     pub created: bool,
 }
 
+/// A handle dropped with objects appended but not written (a backup that
+/// failed) writes them with their index, so a rerun reuses them instead of
+/// reading them from the source again; they stay unreferenced until then.
+impl Drop for Repo {
+    fn drop(&mut self) {
+        if self.packed.as_ref().is_some_and(|p| p.has_pending()) {
+            let _ = self.flush();
+        }
+    }
+}
+
 pub struct Repo {
     root: PathBuf,
     config: Config,
@@ -74,6 +87,8 @@ pub struct Repo {
     /// nor probes for an object in a directory this handle just created.
     leaf_dirs: Mutex<std::collections::HashSet<[u8; 2]>>,
     trees_read: AtomicU64,
+    /// Format v2: chunks and trees live in packs (docs/format.md §13).
+    packed: Option<crate::packed::Packed>,
 }
 
 impl Repo {
@@ -83,6 +98,23 @@ impl Repo {
     }
 
     pub fn init_with(root: &Path, chunker: ChunkerParams, level: i32) -> Result<Repo> {
+        Repo::init_format(root, chunker, level, FORMAT_VERSION)
+    }
+
+    /// Create a repository of format `version` (1 or 2).
+    pub fn init_format(
+        root: &Path,
+        chunker: ChunkerParams,
+        level: i32,
+        version: u64,
+    ) -> Result<Repo> {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::UnsupportedVersion {
+                path: root.join("config"),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
         chunker.validate().map_err(|reason| Error::BadConfig {
             path: root.join("config"),
             reason,
@@ -110,7 +142,11 @@ impl Repo {
             "locks",
             "sessions",
             "gc/condemned",
+            crate::packed::INDEX_DIR,
         ] {
+            if d == crate::packed::INDEX_DIR && version < 2 {
+                continue;
+            }
             fs::create_dir_all(root.join(d)).at(root.join(d))?;
         }
         // A gc must run on a disk the first backup filled: with this file
@@ -127,7 +163,7 @@ impl Repo {
             });
         let config = Config {
             format: "belay".into(),
-            version: FORMAT_VERSION,
+            version,
             id: hex::encode(idb),
             chunker,
             compression: Compression {
@@ -163,7 +199,7 @@ impl Repo {
             });
         }
         let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 path,
                 found: version,
@@ -189,11 +225,25 @@ impl Repo {
         }
         Ok(Repo {
             root: root.to_path_buf(),
-            config,
             unsynced: Mutex::new(Vec::new()),
             leaf_dirs: Mutex::new(std::collections::HashSet::new()),
             trees_read: AtomicU64::new(0),
+            packed: (config.version >= 2).then(|| crate::packed::Packed::new(root)),
+            config,
         })
+    }
+
+    /// Rewrite `config` with another format version (migrate). The id,
+    /// chunker and compression stay; the file is replaced atomically.
+    pub fn set_format_version(&self, version: u64) -> Result<()> {
+        let mut config = self.config.clone();
+        config.version = version;
+        let mut text = serde_json::to_string_pretty(&config).expect("config serializes");
+        text.push('\n');
+        let path = self.root.join("config");
+        atomic::publish_replace(&path, text.as_bytes()).at(&path)?;
+        let dir = self.root.join(crate::packed::INDEX_DIR);
+        fs::create_dir_all(&dir).at(&dir)
     }
 
     pub fn root(&self) -> &Path {
@@ -213,19 +263,74 @@ impl Repo {
 
     // ---- objects -------------------------------------------------------
 
+    /// Where `id` is: the pack holding it (format v2), else its loose path.
+    /// For messages and for tests that damage objects.
     pub fn object_path(&self, id: &ObjectId) -> PathBuf {
-        let h = id.to_hex();
-        self.root
-            .join("objects")
-            .join(&h[0..2])
-            .join(&h[2..4])
-            .join(&h)
+        if let Some(p) = self.packed.as_ref().and_then(|p| p.path_of(id)) {
+            return p;
+        }
+        self.loose_path(id)
     }
 
-    /// Does a complete object file exist for `id`? A file that is empty or
-    /// shorter than its header says counts as missing (a torn write).
+    /// The path of a loose object (or pack) file named `id`.
+    pub fn loose_path(&self, id: &ObjectId) -> PathBuf {
+        crate::packed::object_file_path(&self.root, id)
+    }
+
+    /// The format version of this repository.
+    pub fn format_version(&self) -> u64 {
+        self.config.version
+    }
+
+    /// The packed store (format v2 only).
+    pub fn packed(&self) -> Option<&crate::packed::Packed> {
+        self.packed.as_ref()
+    }
+
+    /// Does `kind` go into packs in this repository?
+    fn packs(&self, kind: ObjectKind) -> Option<&crate::packed::Packed> {
+        match kind {
+            ObjectKind::Chunk | ObjectKind::Tree => self.packed.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Does a complete object exist for `id`? A loose file that is empty or
+    /// shorter than its header says counts as missing (a torn write); a
+    /// packed object exists when a pack file listing it is present.
     pub fn has_object(&self, id: &ObjectId) -> bool {
-        self.object_is_complete(&self.object_path(id))
+        if self.object_is_complete(&self.loose_path(id)) {
+            return true;
+        }
+        self.packed
+            .as_ref()
+            .is_some_and(|p| p.contains(id, true).unwrap_or(false))
+    }
+
+    /// One cheap presence test (a `stat`, no open) of `id`: a loose file
+    /// with at least a header, or a present pack listing it.
+    pub fn object_present(&self, id: &ObjectId) -> bool {
+        if let Some(p) = &self.packed
+            && p.contains(id, false).unwrap_or(false)
+        {
+            return true;
+        }
+        if fs::metadata(self.loose_path(id))
+            .is_ok_and(|m| m.is_file() && m.len() >= HEADER_LEN as u64)
+        {
+            return true;
+        }
+        self.packed
+            .as_ref()
+            .is_some_and(|p| p.contains(id, true).unwrap_or(false))
+    }
+
+    /// Bytes `id` takes in the repository (its envelope), if known.
+    pub fn stored_len(&self, id: &ObjectId) -> Option<u64> {
+        if let Some(n) = self.packed.as_ref().and_then(|p| p.stored_len(id)) {
+            return Some(n);
+        }
+        fs::metadata(self.loose_path(id)).ok().map(|m| m.len())
     }
 
     fn object_is_complete(&self, path: &Path) -> bool {
@@ -259,7 +364,13 @@ impl Repo {
         kind: ObjectKind,
         raw: &[u8],
     ) -> Result<WriteOutcome> {
-        let path = self.object_path(&id);
+        if let Some(p) = self.packs(kind) {
+            if p.contains(&id, false)? {
+                return Ok(WriteOutcome::default());
+            }
+            return self.append_packed(p, id, kind, raw, false);
+        }
+        let path = self.loose_path(&id);
         // A leaf directory this call creates cannot hold the object yet;
         // otherwise probe (a concurrent writer is handled by the no-clobber
         // publish below either way).
@@ -298,7 +409,11 @@ impl Repo {
         kind: ObjectKind,
         raw: &[u8],
     ) -> Result<WriteOutcome> {
-        let path = self.object_path(&id);
+        if let Some(p) = self.packs(kind) {
+            // A fresh copy in a new pack; readers skip the damaged one.
+            return self.append_packed(p, id, kind, raw, true);
+        }
+        let path = self.loose_path(&id);
         self.ensure_leaf_dir(&id, &path)?;
         let bytes = object::encode_object(kind, raw, self.config.compression.level);
         // Durable on return (fsynced with its directory).
@@ -306,6 +421,22 @@ impl Repo {
         Ok(WriteOutcome {
             bytes_added: bytes.len() as u64,
             created: true,
+        })
+    }
+
+    fn append_packed(
+        &self,
+        p: &crate::packed::Packed,
+        id: ObjectId,
+        kind: ObjectKind,
+        raw: &[u8],
+        force: bool,
+    ) -> Result<WriteOutcome> {
+        let bytes = object::encode_object(kind, raw, self.config.compression.level);
+        let created = p.append(id, kind, &bytes, force)?;
+        Ok(WriteOutcome {
+            bytes_added: if created { bytes.len() as u64 } else { 0 },
+            created,
         })
     }
 
@@ -341,7 +472,11 @@ impl Repo {
     /// Make every object written through this handle durable: one `syncfs`
     /// where the OS has it, else an fsync per file and directory.
     pub fn flush(&self) -> Result<()> {
-        let pending = std::mem::take(&mut *self.unsynced.lock().unwrap());
+        let mut pending = std::mem::take(&mut *self.unsynced.lock().unwrap());
+        if let Some(p) = &self.packed {
+            // Packs, then the index object that lists them (format.md §13).
+            pending.extend(p.flush(self.config.compression.level)?);
+        }
         if pending.is_empty() {
             return Ok(());
         }
@@ -372,7 +507,26 @@ impl Repo {
     }
 
     fn read_object_unchecked_cache(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
-        let path = self.object_path(id);
+        let mut packed_err = None;
+        if let Some(p) = self.packs(expected) {
+            let found = p.read_with(id, &mut |bytes, path| {
+                verify_envelope(bytes, id, expected, path)
+            });
+            match found {
+                Ok(Some(raw)) => return Ok(raw),
+                Ok(None) => {}
+                // A loose copy (from format v1 or a migration) may still be good.
+                Err(e) => packed_err = Some(e),
+            }
+        }
+        match self.read_loose(id, expected) {
+            Err(Error::MissingObject { .. }) if packed_err.is_some() => Err(packed_err.unwrap()),
+            r => r,
+        }
+    }
+
+    fn read_loose(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
+        let path = self.loose_path(id);
         let max = (HEADER_LEN + crate::codec::MAX_PAYLOAD) as u64;
         let file = match read_regular(&path, max) {
             Ok(b) => b,
@@ -384,29 +538,13 @@ impl Repo {
             }
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let corrupt = |reason: String| Error::CorruptObject {
-            id: id.to_hex(),
-            path: path.clone(),
-            reason,
-        };
         if file.is_empty() {
             return Err(Error::MissingObject {
                 id: id.to_hex(),
                 path,
             });
         }
-        let (header, raw) = object::decode_object(&file).map_err(corrupt)?;
-        if ObjectId::compute(header.kind, &raw) != *id {
-            return Err(corrupt("content does not match its id".into()));
-        }
-        if header.kind != expected {
-            return Err(Error::WrongKind {
-                id: id.to_hex(),
-                found: header.kind.name(),
-                expected: expected.name(),
-            });
-        }
-        Ok(raw)
+        verify_envelope(&file, id, expected, &path)
     }
 
     pub fn read_tree(&self, id: &ObjectId) -> Result<Tree> {
@@ -551,6 +689,32 @@ impl Repo {
         }
         Ok(out)
     }
+}
+
+/// Decode an envelope and check that it holds `id` of kind `expected`.
+fn verify_envelope(
+    bytes: &[u8],
+    id: &ObjectId,
+    expected: ObjectKind,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let corrupt = |reason: String| Error::CorruptObject {
+        id: id.to_hex(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (header, raw) = object::decode_object(bytes).map_err(corrupt)?;
+    if ObjectId::compute(header.kind, &raw) != *id {
+        return Err(corrupt("content does not match its id".into()));
+    }
+    if header.kind != expected {
+        return Err(Error::WrongKind {
+            id: id.to_hex(),
+            found: header.kind.name(),
+            expected: expected.name(),
+        });
+    }
+    Ok(raw)
 }
 
 /// Open a repository file for reading without trusting what it is (the

@@ -80,7 +80,19 @@ struct ObjInfo {
 }
 
 fn info(repo: &Repo, id: &ObjectId) -> ObjInfo {
-    let path = repo.object_path(id);
+    // A packed object takes its envelope's bytes of a pack (no block
+    // rounding of its own).
+    if let Some(p) = repo.packed()
+        && let Ok(Some((h, _))) = p.probe(id)
+    {
+        let stored = HEADER_LEN as u64 + h.stored_len;
+        return ObjInfo {
+            stored,
+            allocated: stored,
+            raw: h.raw_len,
+        };
+    }
+    let path = repo.loose_path(id);
     let Ok(mut f) = crate::repo::open_regular(&path) else {
         return ObjInfo {
             stored: 0,

@@ -35,6 +35,9 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
             "chunks_read": r.chunks_read,
             "bytes_read": r.bytes_read,
             "unreferenced": r.unreferenced,
+            "indexes": r.indexes,
+            "packs": r.packs,
+            "pack_warnings": r.pack_warnings,
             "problems": r.problems.iter().map(|p| json!({
                 "kind": p.kind,
                 "object": p.object.map(|o| o.to_hex()),
@@ -58,6 +61,11 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
             "checked {} snapshots, {} trees, {} chunks{read}",
             r.snapshots, r.trees, r.chunks
         ));
+        for w in &r.pack_warnings {
+            ctx.warn(format!(
+                "{w}: every live object it held was checked on its own; gc removes the pack once nothing needs it"
+            ));
+        }
         for p in &r.problems {
             writeln!(out, "{}: {}", p.kind, p.message)?;
             writeln!(out, "  path: {}", p.path.display())?;

@@ -69,6 +69,43 @@ pub(crate) fn human_duration(d: Duration) -> String {
     }
 }
 
+/// `belay migrate`: format 1 → 2 in place.
+pub(crate) fn migrate(ctx: &Ctx, repo: &Repo) -> Result<()> {
+    let spinner = Spinner::new(ctx, "migrate");
+    let r = belay_store::migrate::migrate(repo, &spinner);
+    spinner.finish();
+    let r = r?;
+    crate::journal::note(&json!({
+        "from": r.from, "to": r.to, "objects_packed": r.objects_packed, "packs_written": r.packs_written,
+    }));
+    if ctx.json {
+        print_json(&json!({
+            "from": r.from,
+            "to": r.to,
+            "already": r.already,
+            "objects_packed": r.objects_packed,
+            "packs_written": r.packs_written,
+            "warnings": r.warnings,
+        }))?;
+    } else if r.already {
+        ctx.info(format!(
+            "{} is already format {}: nothing to do",
+            repo.root().display(),
+            r.from
+        ));
+    } else {
+        ctx.info(format!(
+            "migrated {} from format {} to {}: {} objects into {} packs; the loose copies go with later gc runs (after the grace period)",
+            repo.root().display(),
+            r.from,
+            r.to,
+            r.objects_packed,
+            r.packs_written
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
     let grace = parse_grace(&a.grace).map_err(|e| anyhow!("--grace: {e}"))?;
     let started = std::time::Instant::now();
@@ -126,6 +163,14 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
             "trash_kept": r.trash_kept,
             "trash_expires_in_seconds": r.trash_expires_in.map(|d| d.as_secs()),
             "temp_files_removed": r.temp_files_removed,
+            "packs": r.packs,
+            "packs_live": r.packs_live,
+            "packs_repacked": r.packs_repacked,
+            "packs_written": r.packs_written,
+            "objects_repacked": r.objects_repacked,
+            "bytes_repacked": r.bytes_repacked,
+            "loose_packed": r.loose_packed,
+            "indexes_superseded": r.indexes_superseded,
             "warnings": r.warnings,
             "seconds": seconds,
         }))?;
@@ -140,6 +185,17 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         r.objects,
         size(r.bytes)
     ));
+    if r.packs_repacked > 0 || r.loose_packed > 0 {
+        ctx.info(format!(
+            "{}repacked: {} sparse or small packs and {} loose objects into {} packs ({} objects, {})",
+            would,
+            r.packs_repacked,
+            r.loose_packed,
+            r.packs_written,
+            r.objects_repacked + r.loose_packed,
+            size(r.bytes_repacked)
+        ));
+    }
     ctx.info(format!(
         "{}deleted: {} objects ({})",
         would,

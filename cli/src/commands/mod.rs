@@ -80,7 +80,8 @@ fn dispatch(
     repo_path: &dyn Fn() -> Result<PathBuf>,
 ) -> Result<ExitCode> {
     match command {
-        Command::Init => init(ctx, &repo_path()?),
+        Command::Init { format } => init(ctx, &repo_path()?, format),
+        Command::Migrate => gc::migrate(ctx, &open(&repo_path()?)?),
         Command::Backup(a) => backup::backup(ctx, &open(&repo_path()?)?, a),
         Command::Log(a) => history::log(ctx, &open(&repo_path()?)?, a),
         Command::Show { rev } => history::show(ctx, &open(&repo_path()?)?, &rev),
@@ -170,8 +171,13 @@ pub(crate) fn open(path: &Path) -> Result<Repo> {
     Ok(Repo::open(path)?)
 }
 
-pub(crate) fn init(ctx: &Ctx, path: &Path) -> Result<()> {
-    let repo = Repo::init(path)?;
+pub(crate) fn init(ctx: &Ctx, path: &Path, format: u64) -> Result<()> {
+    let repo = Repo::init_format(
+        path,
+        belay_store::chunker::ChunkerParams::default(),
+        belay_store::repo::DEFAULT_ZSTD_LEVEL,
+        format,
+    )?;
     if ctx.json {
         print_json(
             &json!({"repository": path, "id": repo.config().id, "version": repo.config().version}),
