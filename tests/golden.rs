@@ -23,10 +23,6 @@ fn fixture_v2() -> PathBuf {
 }
 
 /// A private copy, so no command can change the committed bytes.
-fn repo_copy(t: &Path) -> PathBuf {
-    copy_of(&fixture(), t)
-}
-
 fn copy_of(fixture: &Path, t: &Path) -> PathBuf {
     let dst = t.join("repo");
     let status = std::process::Command::new("cp")
