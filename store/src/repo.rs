@@ -154,7 +154,7 @@ impl Repo {
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| Error::BadConfig {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: crate::error::shorten(e.to_string(), 200),
             })?;
         if value.get("format").and_then(|f| f.as_str()) != Some("belay") {
             return Err(Error::BadConfig {
@@ -172,7 +172,7 @@ impl Repo {
         }
         let config: Config = serde_json::from_value(value).map_err(|e| Error::BadConfig {
             path: path.clone(),
-            reason: e.to_string(),
+            reason: crate::error::shorten(e.to_string(), 200),
         })?;
         config
             .chunker

@@ -203,7 +203,14 @@ pub struct Session {
 
 impl Session {
     pub fn connect(port: &str, baud: u32, opts: &ConnectOptions) -> Result<Session, BoardError> {
-        let mut link = Link::open(port, baud)?;
+        Session::connect_over(Link::open(port, baud)?, opts)
+    }
+
+    /// [`Session::connect`] over a line already open (a test's scripted
+    /// port).
+    #[doc(hidden)]
+    pub fn connect_over(mut link: Link, opts: &ConnectOptions) -> Result<Session, BoardError> {
+        let port = link.port_name.clone();
         link.enter_raw_repl()?;
         let code = p::minify(AGENT_SOURCE);
         // First the agent deflated (less than half the bytes on the line);
@@ -219,23 +226,8 @@ impl Session {
         } else {
             link.unread(&first);
         }
-        let mut s = Session {
-            link,
-            info: BoardInfo::default(),
-            text: false,
-            payload_bytes: 0,
-            used_raw_paste,
-            hashed_files: 0,
-            hashed_bytes: 0,
-            warnings: Vec::new(),
-            closed: false,
-            broken: false,
-            walk_cache: None,
-            hash_cache: HashMap::new(),
-            index: HashMap::new(),
-            on_hash_progress: None,
-            hashing: None,
-        };
+        let mut s = Session::over(link, false, BoardInfo::default());
+        s.used_raw_paste = used_raw_paste;
         // The hello frame tells binary from text mode by its first byte.
         let first = s
             .link
@@ -286,6 +278,29 @@ impl Session {
             s.link.label = format!("board on {port}");
         }
         Ok(s)
+    }
+
+    /// A session whose agent already runs on `link`, in text or binary
+    /// mode (for tests that script the board's side).
+    #[doc(hidden)]
+    pub fn over(link: Link, text: bool, info: BoardInfo) -> Session {
+        Session {
+            link,
+            info,
+            text,
+            payload_bytes: 0,
+            used_raw_paste: false,
+            hashed_files: 0,
+            hashed_bytes: 0,
+            warnings: Vec::new(),
+            closed: false,
+            broken: false,
+            walk_cache: None,
+            hash_cache: HashMap::new(),
+            index: HashMap::new(),
+            on_hash_progress: None,
+            hashing: None,
+        }
     }
 
     pub fn label(&self) -> &str {
