@@ -125,9 +125,14 @@ fn run<S: Strategy>(
         ..PtConfig::default()
     });
     let start = Instant::now();
-    let result = runner.run(&strategy, test);
+    let executed = std::sync::atomic::AtomicU64::new(0);
+    let result = runner.run(&strategy, |v| {
+        executed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        test(v)
+    });
     eprintln!(
-        "fuzz {name}: {n} executions in {:.1} s, {}",
+        "fuzz {name}: {} executions in {:.1} s, {}",
+        executed.into_inner(),
         start.elapsed().as_secs_f64(),
         if result.is_ok() {
             "0 failures"
@@ -1562,4 +1567,43 @@ fn fuzz_raw_repl_connect() {
         },
     );
     eprintln!("raw REPL connect: {:.1} s", start.elapsed().as_secs_f64());
+}
+
+// ---- regressions found by the long run ---------------------------------
+
+/// A board's error frame (and warning frame) full of NULs and escape
+/// sequences: the message is one short line without control characters
+/// (it quoted a megabyte of the board's bytes).
+#[test]
+fn a_board_error_full_of_garbage_gives_one_short_line() {
+    let mut junk = vec![0u8, 0, 0, 0];
+    junk.extend(b"\x1b[2J\x1b]0;pwned\x07\n".repeat(20_000));
+    let mut bytes = frame(p::FR_WARNING, &junk[4..], false);
+    bytes.extend(frame(p::FR_ERROR, &junk, false));
+    let mut s = session_over(bytes, false, 4096);
+    let e = match s.read_frame(b"/f") {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("an error frame was read as data"),
+    };
+    assert!(e.len() < 400 && !e.chars().any(char::is_control), "{e:?}");
+    assert!(e.contains("the agent failed"), "{e}");
+    let w = &s.warnings[0];
+    assert!(w.len() < 400 && !w.chars().any(char::is_control), "{w:?}");
+}
+
+/// A config naming a 60 KiB compression algorithm: one short line.
+#[test]
+fn a_config_with_a_huge_field_gives_one_short_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    let repo = Repo::init(&root).unwrap();
+    let mut v = serde_json::to_value(repo.config()).unwrap();
+    v["compression"]["algorithm"] = serde_json::json!("x".repeat(60_000));
+    std::fs::write(root.join("config"), serde_json::to_vec(&v).unwrap()).unwrap();
+    let e = Repo::open(&root).err().expect("refused").to_string();
+    assert!(e.len() < 400 && e.contains("unknown compression"), "{e}");
+    v["compression"]["level"] = serde_json::json!("y".repeat(60_000));
+    std::fs::write(root.join("config"), serde_json::to_vec(&v).unwrap()).unwrap();
+    let e = Repo::open(&root).err().expect("refused").to_string();
+    assert!(e.len() < 400, "{e}");
 }

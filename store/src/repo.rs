@@ -184,7 +184,10 @@ impl Repo {
         if config.compression.algorithm != "zstd" {
             return Err(Error::BadConfig {
                 path,
-                reason: format!("unknown compression {:?}", config.compression.algorithm),
+                reason: crate::error::shorten(
+                    format!("unknown compression {:?}", config.compression.algorithm),
+                    200,
+                ),
             });
         }
         Ok(Repo {

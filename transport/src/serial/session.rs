@@ -245,7 +245,7 @@ impl Session {
                     .trim_end_matches('\x04')
                     .trim()
                     .to_string();
-                let last = text.lines().last().unwrap_or("no output").to_string();
+                let last = board_text(text.lines().last().unwrap_or("no output").as_bytes());
                 return Err(BoardError::Agent {
                     board: s.link.label.clone(),
                     detail: if last.contains("MemoryError") {
@@ -353,8 +353,7 @@ impl Session {
             let first = self.link.read_exact(1, timeout, doing)?;
             let f = self.recv_after(first[0], timeout, doing)?;
             if f.kind == p::FR_WARNING {
-                self.warnings
-                    .push(String::from_utf8_lossy(&f.data).into_owned());
+                self.warnings.push(board_text(&f.data));
                 continue;
             }
             if f.kind == p::FR_PROGRESS {
@@ -424,10 +423,10 @@ impl Session {
         let (errno, msg) = if data.len() >= 4 {
             (
                 i32::from_le_bytes([data[0], data[1], data[2], data[3]]),
-                String::from_utf8_lossy(&data[4..]).into_owned(),
+                board_text(&data[4..]),
             )
         } else {
-            (-1, String::from_utf8_lossy(data).into_owned())
+            (-1, board_text(data))
         };
         let message = if errno > 0 {
             errno_text(errno).to_string()
@@ -984,6 +983,22 @@ fn parse_info(data: &[u8]) -> BoardInfo {
         }
     }
     BoardInfo { fields }
+}
+
+/// What the board said, for a message on the user's terminal: at most 200
+/// characters, control characters (a hostile board's escape sequences,
+/// newlines) as spaces.
+fn board_text(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&data[..data.len().min(800)]);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.chars().count() > 200 || data.len() > 800 {
+        out.push('…');
+    }
+    out.trim_end().to_string()
 }
 
 pub fn display(path: &[u8]) -> String {
