@@ -577,13 +577,22 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// Read a repository file of at most `max` bytes ([`open_regular`]); a
 /// larger one is an error, never read whole.
 pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    open_regular(path)?.take(max + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > max {
-        return Err(io::Error::new(
+    let f = open_regular(path)?;
+    let too_large = || {
+        io::Error::new(
             io::ErrorKind::InvalidData,
             format!("larger than {max} bytes, not a belay file"),
-        ));
+        )
+    };
+    // A file that says it is larger is refused before any byte is read (a
+    // sparse 4 GiB file would otherwise cost `max` bytes of memory).
+    if f.metadata()?.len() > max {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(too_large());
     }
     Ok(out)
 }
