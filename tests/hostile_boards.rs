@@ -1,0 +1,370 @@
+//! Faulty boards (issue 14 item 4): the test board unplugged or reset at
+//! several points of a backup and of a restore, through the real binary.
+//! A backup that fails says so in one line and commits nothing, and the
+//! rerun reuses what the failed runs stored; a restore that fails leaves
+//! every board file either as it was or as the snapshot has it (never
+//! torn), keeps its safety snapshot, and the next restore finishes the job.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use belay_store::Repo;
+use belay_store::id::ObjectId;
+use belay_store::repo::RefKind;
+use belay_suite::board::{BoardOptions, TestBoard};
+use belay_suite::cli::belay;
+use belay_suite::fsutil::noise;
+
+const UID: &str = "b0a4db0a4db0a4d0";
+
+/// One test board at a time: the tests of this file start and stop many,
+/// and a board unplugged mid-session frees its PTY for the next one.
+static ONE_BOARD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    repo: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let repo = root.join("repo");
+        let e = Env {
+            _tmp: tmp,
+            root,
+            repo,
+        };
+        assert!(e.run(&["init"]).status.success());
+        e
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        belay(&self.repo)
+            .env("BELAY_CACHE_DIR", self.root.join("cache"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let o = self.run(&all);
+        assert!(o.status.success(), "belay {args:?}: {}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn snapshots(&self) -> Vec<ObjectId> {
+        Repo::open(&self.repo).unwrap().list_snapshots().unwrap()
+    }
+
+    fn head(&self) -> Option<ObjectId> {
+        let name = format!("board-{UID}");
+        let r = Repo::open(&self.repo).unwrap();
+        // The board's source name is its unique id, in whichever form the
+        // CLI gives it: take the only head there is.
+        r.read_ref(RefKind::Head, &name)
+            .ok()
+            .flatten()
+            .or_else(|| r.list_refs(RefKind::Head).unwrap().into_values().next())
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}, stderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn serial(b: &TestBoard) -> String {
+    format!("serial:{}", b.path.display())
+}
+
+/// One clear line, exit 1, naming the board.
+fn assert_clear_failure(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(o));
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.len() == 1 && lines[0].len() < 400,
+        "one short line expected: {err}"
+    );
+    err
+}
+
+fn board(fs_dir: &Path, fault: impl FnOnce(&mut BoardOptions)) -> TestBoard {
+    let mut o = BoardOptions {
+        unique_id: Some(UID.into()),
+        ..BoardOptions::unthrottled()
+    };
+    fault(&mut o);
+    o.verbose = std::env::var_os("BELAY_TEST_BOARD_VERBOSE").is_some();
+    TestBoard::start(fs_dir, &o)
+}
+
+/// Path → content (None for a directory).
+fn content(root: &Path) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            if e.file_type().unwrap().is_dir() {
+                out.insert(rel, None);
+                dirs.push(e.path());
+            } else {
+                out.insert(rel, Some(fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn write(root: &Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// A board image: small sources and two files of several chunks.
+fn image(dir: &Path) {
+    write(dir, "main.py", b"import lib.a\nlib.a.run()\n");
+    write(dir, "boot.py", b"# boot\n");
+    write(dir, "lib/a.py", &b"def run():\n    print('a')\n".repeat(30));
+    write(dir, "lib/b.py", &b"X = 1\n".repeat(200));
+    write(dir, "data/big.bin", &noise(160 * 1024, 1));
+    write(dir, "data/mid.bin", &noise(40 * 1024, 2));
+    write(dir, "data/log.txt", &b"2026-01-01 boot ok\n".repeat(100));
+}
+
+#[test]
+fn a_backup_unplugged_or_reset_at_many_points_commits_nothing_and_the_rerun_reuses_chunks() {
+    let _one = ONE_BOARD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let img = env.root.join("img");
+    image(&img);
+    let total: u64 = content(&img)
+        .values()
+        .map(|v| v.as_ref().map_or(0, |d| d.len() as u64))
+        .sum();
+    let mut failed = 0;
+    // Board output offsets: during the connect, the listing and hashes,
+    // and inside the pulls of the large files.
+    for off in [600u64, 3_000, 30_000, 90_000, 180_000] {
+        for reset in [false, true] {
+            let b = board(&img, |o| {
+                if reset {
+                    o.reset_after_bytes = Some(off);
+                } else {
+                    o.unplug_after_bytes = Some(off);
+                }
+            });
+            let before = (env.snapshots(), env.head());
+            let o = env.run(&["backup", &serial(&b)]);
+            eprintln!(
+                "backup, {} after {off} bytes: {}",
+                if reset { "reset" } else { "unplug" },
+                text(&o).trim()
+            );
+            if o.status.success() {
+                // The fault came after the agent's last byte.
+                continue;
+            }
+            failed += 1;
+            let err = assert_clear_failure(&o);
+            assert!(
+                err.contains("no snapshot") || err.contains("MicroPython") || err.contains("board"),
+                "the error says what happened: {err}"
+            );
+            assert_eq!(
+                (env.snapshots(), env.head()),
+                before,
+                "a failed backup (fault after {off} bytes) committed something"
+            );
+        }
+    }
+    assert!(
+        failed >= 8,
+        "most faults must land inside the backup: {failed}"
+    );
+    // A healthy board: the backup completes and pulls less than everything
+    // (the failed runs stored whole files already).
+    let b = board(&img, |_| {});
+    let r = env.json(&["backup", &serial(&b)]);
+    drop(b);
+    let sent = r["bytes_transferred"].as_u64().unwrap();
+    assert!(
+        sent < total,
+        "the rerun pulled {sent} of {total} bytes: {r}"
+    );
+    let out = env.root.join("out");
+    let id = r["snapshot"].as_str().unwrap();
+    assert!(
+        env.run(&["restore", id, "--to", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert_eq!(content(&out), content(&img));
+    let check = env.run(&["check", "--read-data"]);
+    assert!(check.status.success(), "{}", text(&check));
+}
+
+#[test]
+fn a_restore_to_a_board_unplugged_or_reset_midway_leaves_old_or_new_files_never_torn() {
+    let _one = ONE_BOARD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let env = Env::new();
+    let old = env.root.join("old");
+    image(&old);
+    // The snapshot to restore: files changed, added and one removed.
+    let new = env.root.join("new");
+    image(&new);
+    write(&new, "main.py", b"import lib.c\nlib.c.go()\n");
+    write(
+        &new,
+        "lib/a.py",
+        &b"def run():\n    print('A2')\n".repeat(40),
+    );
+    write(&new, "lib/c.py", &b"def go():\n    pass\n".repeat(50));
+    write(&new, "data/mid.bin", &noise(48 * 1024, 3));
+    write(&new, "data/big.bin", &noise(150 * 1024, 4));
+    fs::remove_file(new.join("data/log.txt")).unwrap();
+    let b = board(&new, |_| {});
+    let target = env.json(&["backup", &serial(&b)])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(b);
+    let b = board(&old, |_| {});
+    env.json(&["backup", &serial(&b)]);
+    drop(b);
+    let (old_c, new_c) = (content(&old), content(&new));
+
+    let mut failed = 0;
+    for off in [250u64, 500, 800, 1_100, 1_400, 1_800] {
+        for reset in [false, true] {
+            let how = if reset { "reset" } else { "unplug" };
+            let b = board(&old, |o| {
+                if reset {
+                    o.reset_after_bytes = Some(off);
+                } else {
+                    o.unplug_after_bytes = Some(off);
+                }
+            });
+            let before = env.snapshots();
+            let o = env.run(&["restore", &target, "--to", &serial(&b), "--yes"]);
+            eprintln!("restore, {how} after {off} bytes: {}", text(&o).trim());
+            let dump = b.stop_and_dump();
+            let got = content(&dump);
+            if o.status.success() {
+                continue;
+            }
+            failed += 1;
+            assert_clear_failure(&o);
+            // Every file is the old or the new version; new ones may be
+            // missing; nothing else but the restore's temporary files.
+            let mut changed = false;
+            for (path, v) in &got {
+                let name = String::from_utf8_lossy(path);
+                if name.ends_with(".belay~") {
+                    continue;
+                }
+                let (o_v, n_v) = (old_c.get(path), new_c.get(path));
+                assert!(
+                    o_v == Some(v) || n_v == Some(v),
+                    "{how} after {off}: {name} is neither the old nor the new version"
+                );
+                changed |= o_v != Some(v);
+            }
+            for (path, v) in &old_c {
+                assert!(
+                    got.get(path) == Some(v) || new_c.get(path) == got.get(path),
+                    "{how} after {off}: {} went missing",
+                    String::from_utf8_lossy(path)
+                );
+            }
+            // Once anything on the board changed, the safety snapshot of
+            // its state before the restore is in the repository.
+            let r = Repo::open(&env.repo).unwrap();
+            let safety: Vec<_> = env
+                .snapshots()
+                .into_iter()
+                .filter(|id| !before.contains(id))
+                .filter(|id| r.read_snapshot(id).unwrap().is_safety())
+                .collect();
+            if changed {
+                assert_eq!(safety.len(), 1, "{how} after {off}: no safety snapshot");
+                let s = r.read_snapshot(&safety[0]).unwrap();
+                let out = env.root.join(format!("safety-{how}-{off}"));
+                assert!(
+                    env.run(&[
+                        "restore",
+                        &safety[0].to_hex(),
+                        "--to",
+                        out.to_str().unwrap()
+                    ])
+                    .status
+                    .success()
+                );
+                assert_eq!(
+                    content(&out),
+                    old_c,
+                    "the safety snapshot {s:?} holds the old state"
+                );
+            }
+            // The next restore, on the board as the failure left it,
+            // finishes the job and leaves no temporary file.
+            let b = board(&dump, |_| {});
+            let o = env.run(&["restore", &target, "--to", &serial(&b), "--yes"]);
+            assert!(
+                o.status.success(),
+                "rerun after {how} at {off}: {}",
+                text(&o)
+            );
+            let after = content(&b.stop_and_dump());
+            for (path, v) in &new_c {
+                assert_eq!(
+                    after.get(path),
+                    Some(v),
+                    "{}",
+                    String::from_utf8_lossy(path)
+                );
+            }
+            assert!(
+                !after
+                    .keys()
+                    .any(|k| String::from_utf8_lossy(k).ends_with(".belay~")),
+                "a temporary file was left: {:?}",
+                after
+                    .keys()
+                    .map(|k| String::from_utf8_lossy(k))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(
+        failed >= 6,
+        "most faults must land inside the restore: {failed}"
+    );
+    let check = env.run(&["check", "--read-data"]);
+    assert!(check.status.success(), "{}", text(&check));
+}
