@@ -368,3 +368,326 @@ fn a_restore_to_a_board_unplugged_or_reset_midway_leaves_old_or_new_files_never_
     let check = env.run(&["check", "--read-data"]);
     assert!(check.status.success(), "{}", text(&check));
 }
+
+// ---- hostile boards: a scripted agent ----------------------------------
+
+mod scripted {
+    //! A board whose agent answers from a script (in this process, over
+    //! `transport::serial::scripted::ScriptedPort`): it can list names no
+    //! real filesystem holds and lie about sizes and hashes.
+
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use belay_transport::serial::port::Link;
+    use belay_transport::serial::protocol as p;
+    use belay_transport::serial::scripted::ScriptedPort;
+    use belay_transport::serial::session::{BoardInfo, Session};
+    use sha2::Digest;
+
+    /// One listed entry: absolute path, kind (1 file, 2 dir), listed size.
+    pub struct Listed {
+        pub path: Vec<u8>,
+        pub kind: u8,
+        pub size: u32,
+    }
+
+    pub struct Board {
+        pub listing: Vec<Listed>,
+        /// What a read of each path sends.
+        pub files: BTreeMap<Vec<u8>, Vec<u8>>,
+        /// Hash answers that differ from the content (a lying board).
+        pub lie_hash: Vec<Vec<u8>>,
+    }
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![p::MAGIC, kind];
+        f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn sha(d: &[u8]) -> [u8; 32] {
+        sha2::Sha256::digest(d).into()
+    }
+
+    impl Board {
+        fn answer(&self, cmd: u8, d: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            match cmd {
+                p::CMD_LIST => {
+                    let mut e = Vec::new();
+                    for l in &self.listing {
+                        e.push(l.kind);
+                        e.extend_from_slice(&l.size.to_le_bytes());
+                        e.extend_from_slice(&0u32.to_le_bytes());
+                        e.extend_from_slice(&(l.path.len() as u16).to_le_bytes());
+                        e.extend_from_slice(&l.path);
+                    }
+                    out.extend(frame(p::FR_ENTRIES, &e));
+                    out.extend(frame(p::FR_OK, b""));
+                }
+                p::CMD_HASH => {
+                    for path in d.split(|&b| b == 0) {
+                        let data = self.files.get(path).cloned().unwrap_or_default();
+                        let mut h = sha(&data).to_vec();
+                        if self.lie_hash.iter().any(|l| l == path) {
+                            h = sha(b"something else").to_vec();
+                        }
+                        h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                        out.extend(frame(p::FR_HASH, &h));
+                    }
+                }
+                p::CMD_READ => {
+                    let path = &d[1..];
+                    let data = self.files.get(path).cloned().unwrap_or_default();
+                    for c in data.chunks(512) {
+                        out.extend(frame(p::FR_DATA, c));
+                    }
+                    let mut t = if d[0] & p::READ_NO_HASH != 0 {
+                        Vec::new()
+                    } else {
+                        sha(&data).to_vec()
+                    };
+                    t.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                    out.extend(frame(p::FR_TRAILER, &t));
+                }
+                _ => out.extend(frame(p::FR_OK, b"")),
+            }
+            out
+        }
+
+        /// A session with this board's agent running.
+        pub fn session(self) -> Mutex<Session> {
+            let mut pending: Vec<u8> = Vec::new();
+            let respond = Box::new(move |w: &[u8]| {
+                pending.extend_from_slice(w);
+                let mut out = Vec::new();
+                // Whole commands: a letter, 8 hex digits, the escaped body.
+                while pending.len() >= 9 {
+                    let Some(n) = std::str::from_utf8(&pending[1..9])
+                        .ok()
+                        .and_then(|h| usize::from_str_radix(h, 16).ok())
+                    else {
+                        // Not a command (the host interrupting): no answer.
+                        pending.clear();
+                        break;
+                    };
+                    if pending.len() < 9 + n {
+                        break;
+                    }
+                    let cmd = pending[0];
+                    let body = p::unescape(&pending[9..9 + n]).unwrap_or_default();
+                    pending.drain(..9 + n);
+                    out.extend(self.answer(cmd, &body));
+                }
+                (out, true)
+            });
+            let port = ScriptedPort::new(Vec::new(), respond)
+                .quiet_limit(std::time::Duration::from_millis(300));
+            let info = BoardInfo {
+                fields: [
+                    ("bs", "512"),
+                    ("hash", "1"),
+                    ("buf", "1"),
+                    ("uid", "5c819ed0"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            };
+            Mutex::new(Session::over(
+                Link::over(Box::new(port), "scripted"),
+                false,
+                info,
+            ))
+        }
+    }
+}
+
+fn hostile_backup(
+    board: scripted::Board,
+) -> (
+    tempfile::TempDir,
+    Repo,
+    belay_store::Result<belay_store::backup::BackupReport>,
+    Vec<String>,
+) {
+    use belay_store::backup::{BackupOptions, BackupProgress};
+    use belay_transport::serial::{BoardSource, PullOptions};
+    struct Warn(std::sync::Mutex<Vec<String>>);
+    impl BackupProgress for Warn {
+        fn warn(&self, m: &str) {
+            self.0.lock().unwrap().push(m.to_string());
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::init(&tmp.path().join("repo")).unwrap();
+    let session = board.session();
+    let source = BoardSource::new(
+        &session,
+        PullOptions {
+            deflate: false,
+            hash: true,
+        },
+    );
+    let warn = Warn(std::sync::Mutex::new(Vec::new()));
+    let opts = BackupOptions {
+        name: "hostile".into(),
+        message: String::new(),
+        meta: Vec::new(),
+        host: "h".into(),
+        user: "u".into(),
+        time_ns: 0,
+        skip_unreadable: false,
+        skip_if_unchanged: false,
+    };
+    let r = belay_store::backup::backup(&repo, &source, &opts, &warn);
+    let w = warn.0.into_inner().unwrap();
+    (tmp, repo, r, w)
+}
+
+fn listed(path: &[u8], kind: u8, size: u32) -> scripted::Listed {
+    scripted::Listed {
+        path: path.to_vec(),
+        kind,
+        size,
+    }
+}
+
+/// A board listing `../x`, `/abs` (as `//abs`), `a/../../b`, `.`, empty
+/// components, a 255-byte and a 1000-byte name, a name that is not UTF-8
+/// and an entry that is neither file nor directory: the backup keeps the
+/// safe entries, skips every unsafe one with a warning, and a restore of
+/// the snapshot writes only inside its target.
+#[test]
+fn a_board_listing_hostile_names_is_backed_up_without_them() {
+    let long255 = [b"/".as_slice(), &[b'n'; 255]].concat();
+    let long1000 = [b"/".as_slice(), &[b'm'; 1000]].concat();
+    let bad_utf8 = b"/caf\xe9.py".to_vec();
+    let good: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"/main.py".to_vec(), b"print('ok')\n".to_vec()),
+        (long255.clone(), b"long\n".to_vec()),
+        (bad_utf8.clone(), b"latin-1\n".to_vec()),
+    ];
+    let hostile: Vec<&[u8]> = vec![
+        b"/../x",
+        b"//abs",
+        b"/lib/../../escape.py",
+        b"/./dot",
+        b"/lib//double",
+        b"/lib/",
+    ];
+    let mut board = scripted::Board {
+        listing: vec![listed(b"/lib", 2, 0), listed(b"/weird", 3, 0)],
+        files: BTreeMap::new(),
+        lie_hash: Vec::new(),
+    };
+    for (p, d) in &good {
+        board.listing.push(listed(p, 1, d.len() as u32));
+        board.files.insert(p.clone(), d.clone());
+    }
+    board.listing.push(listed(&long1000, 1, 4));
+    board.files.insert(long1000.clone(), b"1000".to_vec());
+    for p in &hostile {
+        board.listing.push(listed(p, 1, 6));
+        board.files.insert(p.to_vec(), b"pwned\n".to_vec());
+    }
+    let (tmp, repo, r, warnings) = hostile_backup(board);
+    let report = r.unwrap_or_else(|e| panic!("the backup fails over hostile names: {e}"));
+    eprintln!("warnings: {warnings:#?}");
+    for p in &hostile {
+        let shown = String::from_utf8_lossy(&p[1..]).into_owned();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(shown.trim_end_matches('/'))),
+            "no warning names {shown:?}: {warnings:?}"
+        );
+    }
+    assert!(warnings.iter().any(|w| w.contains("weird")), "{warnings:?}");
+    // What the snapshot holds: the safe files, the 1000-byte name too (a
+    // tree name has no length limit; folders refuse it at restore).
+    let snap = repo.read_snapshot(&report.snapshot).unwrap();
+    let mut names = Vec::new();
+    belay_store::walk::visit(&repo, &snap.tree, b"", &mut |path, _| {
+        names.push(path.to_vec());
+        Ok(())
+    })
+    .unwrap();
+    for (p, _) in &good {
+        assert!(names.contains(&p[1..].to_vec()), "{names:?}");
+    }
+    for n in &names {
+        assert!(belay_store::path::components(n).is_ok(), "unsafe {n:?}");
+        assert!(!n.windows(2).any(|w| w == b".."), "{n:?}");
+    }
+    // A restore writes only inside its target, and says what it could not
+    // write (the 1000-byte name) in one line.
+    let to = tmp.path().join("box/out");
+    let o = belay(repo.root())
+        .env("BELAY_CACHE_DIR", tmp.path().join("cache"))
+        .args(["restore", &report.snapshot.to_hex(), "--to"])
+        .arg(&to)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    let outside: Vec<_> = fs::read_dir(tmp.path().join("box"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, vec![std::ffi::OsString::from("out")], "{err}");
+    assert!(!tmp.path().join("escape.py").exists() && !tmp.path().join("x").exists());
+    if o.status.success() {
+        assert_eq!(fs::read(to.join("main.py")).unwrap(), b"print('ok')\n");
+    } else {
+        assert_clear_failure(&o);
+    }
+}
+
+/// A board whose hash of a file differs from the bytes it sends: the file
+/// never enters the store as if it were fine.
+#[test]
+fn a_board_that_lies_about_a_hash_fails_the_backup_clearly() {
+    let mut board = scripted::Board {
+        listing: vec![listed(b"/a.py", 1, 4), listed(b"/b.py", 1, 4)],
+        files: BTreeMap::new(),
+        lie_hash: vec![b"/b.py".to_vec()],
+    };
+    board.files.insert(b"/a.py".to_vec(), b"aaa\n".to_vec());
+    board.files.insert(b"/b.py".to_vec(), b"bbb\n".to_vec());
+    let (_tmp, repo, r, warnings) = hostile_backup(board);
+    eprintln!(
+        "lying hash: {:?}, warnings {warnings:?}",
+        r.as_ref().map(|x| x.snapshot).map_err(|e| e.to_string())
+    );
+    match r {
+        Ok(report) => {
+            // Accepted only if what was stored is what was read, and the
+            // disagreement was reported.
+            let snap = repo.read_snapshot(&report.snapshot).unwrap();
+            let mut ok = false;
+            belay_store::walk::visit(&repo, &snap.tree, b"", &mut |path, e| {
+                if path == b"b.py"
+                    && let belay_store::tree::Node::File { sha256, .. } = &e.node
+                {
+                    use sha2::Digest;
+                    let real: [u8; 32] = sha2::Sha256::digest(b"bbb\n").into();
+                    ok = *sha256 == real;
+                }
+                Ok(())
+            })
+            .unwrap();
+            assert!(ok, "b.py was stored under the board's false hash");
+            assert!(!warnings.is_empty(), "the lie went unreported");
+        }
+        Err(e) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("b.py") && !m.contains('\n') && m.len() < 400,
+                "{m}"
+            );
+        }
+    }
+}
