@@ -691,3 +691,40 @@ fn a_board_that_lies_about_a_hash_fails_the_backup_clearly() {
         }
     }
 }
+
+/// A board whose listing gives sizes that are not the files' (0 for a
+/// file of 3000 bytes, 4 GiB − 1 for one of 5): what is stored is what
+/// was read, with its real size, or the backup fails in one line.
+#[test]
+fn a_board_that_lies_about_sizes_never_stores_a_wrong_size() {
+    let big = noise(3000, 9);
+    let mut board = scripted::Board {
+        listing: vec![listed(b"/a.bin", 1, 0), listed(b"/b.txt", 1, u32::MAX)],
+        files: BTreeMap::new(),
+        lie_hash: Vec::new(),
+    };
+    board.files.insert(b"/a.bin".to_vec(), big.clone());
+    board.files.insert(b"/b.txt".to_vec(), b"five\n".to_vec());
+    let (_tmp, repo, r, warnings) = hostile_backup(board);
+    eprintln!(
+        "lying sizes: {:?}, warnings {warnings:?}",
+        r.as_ref().map(|x| x.snapshot).map_err(|e| e.to_string())
+    );
+    let report = match r {
+        Ok(r) => r,
+        Err(e) => {
+            let m = e.to_string();
+            assert!(!m.contains('\n') && m.len() < 400, "{m}");
+            return;
+        }
+    };
+    let snap = repo.read_snapshot(&report.snapshot).unwrap();
+    let mut sizes = BTreeMap::new();
+    belay_store::walk::visit(&repo, &snap.tree, b"", &mut |path, e| {
+        sizes.insert(path.to_vec(), e.node.size());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(sizes.get(&b"a.bin"[..]), Some(&3000));
+    assert_eq!(sizes.get(&b"b.txt"[..]), Some(&5));
+}
