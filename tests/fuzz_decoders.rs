@@ -1625,3 +1625,32 @@ fn a_config_with_a_huge_field_gives_one_short_line() {
     let e = Repo::open(&root).err().expect("refused").to_string();
     assert!(e.len() < 400, "{e}");
 }
+
+/// What a board says about itself (its hello frame) goes into snapshots
+/// and onto the terminal (`belay show`): no escape sequences, no 100 KB
+/// values.
+#[test]
+fn a_hostile_hello_frame_gives_clean_board_facts() {
+    let mut hello = b"uid=\x1b]0;pwned\x07abc\nversion=v1\x1b[2J\r\nsysver=".to_vec();
+    hello.extend(vec![b'v'; 100_000]);
+    hello.extend(b"\nbs=512\n");
+    let mut s = session_over(frame(p::FR_HELLO, &hello, false), false, 4096);
+    s.refresh_info().expect("a hello frame is read");
+    for (k, v) in &s.info.fields {
+        assert!(
+            !k.chars().chain(v.chars()).any(char::is_control) && v.chars().count() <= 201,
+            "{k:?} = {v:?}"
+        );
+    }
+    assert_eq!(s.info.get("version"), "v1 [2J");
+    assert_eq!(s.info.block(), 512);
+}
+
+/// The counting allocator sees allocations (the memory bounds above can
+/// fail).
+#[test]
+fn the_allocation_counter_sees_a_large_allocation() {
+    let (v, peak) = measured(|| vec![1u8; 10 * MIB]);
+    assert!(peak >= 10 * MIB, "{peak}");
+    drop(v);
+}

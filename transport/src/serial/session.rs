@@ -978,8 +978,11 @@ pub fn bootstrap(code: &str) -> String {
 fn parse_info(data: &[u8]) -> BoardInfo {
     let mut fields = BTreeMap::new();
     for line in String::from_utf8_lossy(data).lines() {
+        // What the board says about itself ends up in snapshots and on
+        // the user's terminal (`belay show`): no control characters, at
+        // most 200 characters a value.
         if let Some((k, v)) = line.split_once('=') {
-            fields.insert(k.to_string(), v.to_string());
+            fields.insert(board_text(k.as_bytes()), board_text(v.as_bytes()));
         }
     }
     BoardInfo { fields }
