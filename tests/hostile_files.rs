@@ -247,3 +247,57 @@ fn a_config_that_is_a_fifo_is_refused_without_hanging() {
 fn a_huge_config_is_refused_by_its_size() {
     config_case(Hostile::Sparse, "bytes");
 }
+
+/// gc's own files on the share: a condemned list and the forget's undo
+/// record that are FIFOs, `/dev/zero` or 4 GiB sparse files stop `gc`
+/// with one line naming them (it used to hang on a FIFO and read the
+/// others whole), and a journal file like that is skipped with a warning.
+fn gc_file_case(how: Hostile, what: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = repo_with_one_file(tmp.path());
+    let list = repo.join("gc/condemned/0-hostile.list");
+    fs::write(&list, b"x").unwrap();
+    make_hostile(&list, &how);
+    let run = run_bounded(&repo, &["gc"]);
+    assert_clean_failure(&run, what);
+    assert!(run.stderr.contains("0-hostile.list"), "{}", run.stderr);
+    fs::remove_file(&list).unwrap();
+
+    let undo = repo.join("trash/undo.json");
+    fs::create_dir_all(undo.parent().unwrap()).unwrap();
+    fs::write(&undo, b"{}").unwrap();
+    make_hostile(&undo, &how);
+    for args in [&["gc"][..], &["undo-forget"]] {
+        let run = run_bounded(&repo, args);
+        assert_clean_failure(&run, what);
+    }
+    fs::remove_file(&undo).unwrap();
+
+    let journal = repo.join("journal/20260101T000000Z-hostile.json");
+    fs::create_dir_all(journal.parent().unwrap()).unwrap();
+    fs::write(&journal, b"{}").unwrap();
+    make_hostile(&journal, &how);
+    let run = run_bounded(&repo, &["journal"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hostile.json") && run.stderr.contains(what),
+        "a warning names the file: {}",
+        run.stderr
+    );
+    assert!(run.max_rss_kb < MAX_RSS_KB, "peak RSS {}", run.max_rss_kb);
+}
+
+#[test]
+fn gc_lists_undo_records_and_journal_files_symlinked_to_dev_zero_are_refused() {
+    gc_file_case(Hostile::DevZero, "not a regular file");
+}
+
+#[test]
+fn gc_lists_undo_records_and_journal_files_that_are_fifos_do_not_hang() {
+    gc_file_case(Hostile::Fifo, "not a regular file");
+}
+
+#[test]
+fn huge_gc_lists_undo_records_and_journal_files_are_refused_by_size() {
+    gc_file_case(Hostile::Sparse, "larger than");
+}

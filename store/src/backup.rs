@@ -196,14 +196,16 @@ pub fn backup_with(
             path: source.location(),
             source: e,
         })?;
-    entries.retain(|e| match path::components(&e.path) {
-        Ok(c) if !c.is_empty() => true,
-        _ => {
-            let w = format!("skipping {:?}: not a safe path", path::display(&e.path));
-            progress.warn(&w);
-            warnings.push(w);
-            false
+    // Only canonical paths (`lib//x` or `lib/` from a hostile board made
+    // a tree entry with an empty name: a snapshot no reader accepts).
+    entries.retain(|e| {
+        if path::is_canonical(&e.path) {
+            return true;
         }
+        let w = format!("skipping {:?}: not a safe path", path::display(&e.path));
+        progress.warn(&w);
+        warnings.push(w);
+        false
     });
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.dedup_by(|a, b| a.path == b.path);

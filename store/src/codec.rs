@@ -13,7 +13,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("postcard encoding of an in-memory value cannot fail")
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     if bytes.len() > MAX_PAYLOAD {
         return Err(format!("payload of {} bytes exceeds the cap", bytes.len()));
     }
@@ -24,5 +24,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
             rest.len()
         ));
     }
+    // postcard also accepts overlong varints (`80 00` for 0): only the
+    // canonical encoding is valid, so one value has one encoding and one id.
+    if encode(&value) != bytes {
+        return Err("not the canonical encoding (an integer has redundant bytes)".into());
+    }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlong_varints_are_rejected() {
+        // (u32, Vec<u8>) = (0, []), canonical and with redundant varint bytes
+        // (found by tests/fuzz_decoders.rs).
+        assert_eq!(decode::<(u32, Vec<u8>)>(&[0, 0]).unwrap(), (0, vec![]));
+        for bad in [&[0x80, 0x00, 0x00][..], &[0x00, 0x80, 0x80, 0x00]] {
+            let e = decode::<(u32, Vec<u8>)>(bad).unwrap_err();
+            assert!(e.contains("canonical"), "{e}");
+        }
+    }
 }

@@ -103,6 +103,21 @@ impl Error {
     }
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary) plus `…`:
+/// for reasons that quote what a hostile file holds (a 64 KiB string in a
+/// config made a 64 KiB error line).
+pub fn shorten(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// Attach a path to an `io::Result`.
 pub trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;

@@ -284,12 +284,13 @@ pub fn execute(repo: &Repo, plan: &ForgetPlan) -> Result<UndoRecord> {
 /// The undo record of the last forget, if the trash still holds it.
 pub fn last_forget(repo: &Repo) -> Result<Option<UndoRecord>> {
     let path = trash_dir(repo).join(UNDO_FILE);
-    match fs::read(&path) {
+    // Not trusted: a FIFO or a huge file is refused, never read whole.
+    match crate::repo::read_regular(&path, 64 << 20) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| Error::BadRef {
                 path,
-                reason: format!("unreadable undo record: {e}"),
+                reason: crate::error::shorten(format!("unreadable undo record: {e}"), 200),
             }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +24,8 @@ use crate::session::{self, DeletingMark, GcLock};
 use crate::tree::Node;
 
 const LIST_MAGIC: &[u8] = b"belay-condemned 1\n";
+/// Largest condemned list a gc reads (8 million ids).
+const MAX_LIST: u64 = 256 << 20;
 /// Abandoned `.tmp-` files older than this (by the share's clock) are removed.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -142,10 +144,8 @@ fn load_lists(
         if name.starts_with(TEMP_PREFIX) || !name.ends_with(".list") {
             continue;
         }
-        let mut bytes = Vec::new();
-        fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .at(&path)?;
+        // Not trusted: a FIFO or a huge file is refused, never read whole.
+        let bytes = crate::repo::read_regular(&path, MAX_LIST).at(&path)?;
         let mtime = fs::metadata(&path).and_then(|m| m.modified()).at(&path)?;
         if !bytes.starts_with(LIST_MAGIC) || !(bytes.len() - LIST_MAGIC.len()).is_multiple_of(32) {
             // A torn list (crash while writing): its objects are condemned

@@ -18,6 +18,9 @@ use crate::repo::{Repo, dir_entries};
 pub const DIR: &str = "journal";
 pub const VERSION: u32 = 1;
 const COMPACTED_PREFIX: &str = "compacted-";
+/// Largest journal file a reader accepts (a compacted file holds about
+/// 300 bytes per operation).
+const MAX_FILE: u64 = 256 << 20;
 
 /// One operation. Field names are part of the format.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,15 +103,23 @@ fn read_all(
         if name.starts_with(atomic::TEMP_PREFIX) {
             continue;
         }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&path, e)),
-        };
         let compacted = name.starts_with(COMPACTED_PREFIX) && name.ends_with(".jsonl");
         if !compacted && !name.ends_with(".json") {
             continue;
         }
+        // Anyone can drop a file here: one that is not a regular file, too
+        // large, unreadable or not UTF-8 is skipped with a warning, never
+        // read whole or allowed to stop the listing.
+        let text = match crate::repo::read_regular(&path, MAX_FILE)
+            .and_then(|b| String::from_utf8(b).map_err(|_| io::ErrorKind::InvalidData.into()))
+        {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                warnings.push(format!("{}: not a journal file ({e})", path.display()));
+                continue;
+            }
+        };
         let mut all_old = true;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             match serde_json::from_str::<Entry>(line) {
@@ -118,7 +129,11 @@ fn read_all(
                 }
                 Err(err) => {
                     all_old = false;
-                    warnings.push(format!("{}: not a journal entry ({err})", path.display()));
+                    warnings.push(format!(
+                        "{}: not a journal entry ({})",
+                        path.display(),
+                        crate::error::shorten(err.to_string(), 200)
+                    ));
                 }
             }
         }
@@ -146,7 +161,9 @@ pub fn compact(repo: &Repo, older_than_ns: i64) -> Result<usize> {
     // What the folded files hold: old entries, and whatever compacted files hold.
     let mut keep = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).at(f)?;
+        let text = crate::repo::read_regular(f, MAX_FILE)
+            .and_then(|b| String::from_utf8(b).map_err(|_| io::ErrorKind::InvalidData.into()))
+            .at(f)?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             if let Ok(e) = serde_json::from_str::<Entry>(line) {
                 keep.push(e);
@@ -204,6 +221,21 @@ mod tests {
             outcome: "ok".into(),
             ..Entry::default()
         }
+    }
+
+    #[test]
+    fn a_foreign_file_is_a_warning_not_an_error() {
+        // Found by tests/fuzz_decoders.rs: one journal file that was not
+        // UTF-8 made every listing fail.
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("r")).unwrap();
+        record(&repo, &entry("backup", 1_000)).unwrap();
+        std::fs::write(dir(&repo).join("x.json"), b"{\xff\xfe}\n").unwrap();
+        std::fs::create_dir(dir(&repo).join("d.json")).unwrap();
+        let mut w = Vec::new();
+        assert_eq!(list(&repo, &mut w).unwrap().len(), 1);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().all(|m| m.contains("not a journal file")), "{w:?}");
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub fn components(path: &[u8]) -> Result<Vec<&[u8]>, String> {
     Ok(parts)
 }
 
+/// Is `path` a snapshot path as trees store it: relative, non-empty, its
+/// components valid names joined by single `/` (no empty component, no
+/// leading or trailing `/`)? A source's entry must be one: `lib//x` or
+/// `lib/` would otherwise make a tree entry with an empty name.
+pub fn is_canonical(path: &[u8]) -> bool {
+    !path.is_empty() && path.split(|&b| b == b'/').all(valid_name)
+}
+
 /// Join a directory path and a name.
 pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.is_empty() {
@@ -100,6 +108,25 @@ fn hexval(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_paths() {
+        for ok in [&b"a"[..], b"lib/x.py", b"a/b/c", b"caf\xe9"] {
+            assert!(is_canonical(ok), "{ok:?}");
+        }
+        for bad in [
+            &b""[..],
+            b"/a",
+            b"a/",
+            b"a//b",
+            b"./a",
+            b"a/../b",
+            b"..",
+            b"a\0b",
+        ] {
+            assert!(!is_canonical(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn unsafe_components_are_rejected() {

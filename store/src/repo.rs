@@ -190,7 +190,7 @@ impl Repo {
         let value: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| Error::BadConfig {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: crate::error::shorten(e.to_string(), 200),
             })?;
         if value.get("format").and_then(|f| f.as_str()) != Some("belay") {
             return Err(Error::BadConfig {
@@ -208,7 +208,7 @@ impl Repo {
         }
         let config: Config = serde_json::from_value(value).map_err(|e| Error::BadConfig {
             path: path.clone(),
-            reason: e.to_string(),
+            reason: crate::error::shorten(e.to_string(), 200),
         })?;
         config
             .chunker
@@ -220,7 +220,10 @@ impl Repo {
         if config.compression.algorithm != "zstd" {
             return Err(Error::BadConfig {
                 path,
-                reason: format!("unknown compression {:?}", config.compression.algorithm),
+                reason: crate::error::shorten(
+                    format!("unknown compression {:?}", config.compression.algorithm),
+                    200,
+                ),
             });
         }
         Ok(Repo {
@@ -738,13 +741,22 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// Read a repository file of at most `max` bytes ([`open_regular`]); a
 /// larger one is an error, never read whole.
 pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    open_regular(path)?.take(max + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > max {
-        return Err(io::Error::new(
+    let f = open_regular(path)?;
+    let too_large = || {
+        io::Error::new(
             io::ErrorKind::InvalidData,
             format!("larger than {max} bytes, not a belay file"),
-        ));
+        )
+    };
+    // A file that says it is larger is refused before any byte is read (a
+    // sparse 4 GiB file would otherwise cost `max` bytes of memory).
+    if f.metadata()?.len() > max {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(too_large());
     }
     Ok(out)
 }

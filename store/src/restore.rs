@@ -114,8 +114,9 @@ pub fn restore(
     sink: &dyn Sink,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreReport> {
+    // A hostile snapshot's 1000-byte name stays one readable line.
     let sink_err = |p: &[u8], e: io::Error| Error::Sink {
-        path: path::display(p),
+        path: crate::error::shorten(path::display(p), 300),
         source: e,
     };
     let mut report = RestoreReport::default();
@@ -440,8 +441,9 @@ pub fn apply(
     sink: &dyn Sink,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreReport> {
+    // A hostile snapshot's 1000-byte name stays one readable line.
     let sink_err = |p: &[u8], e: io::Error| Error::Sink {
-        path: path::display(p),
+        path: crate::error::shorten(path::display(p), 300),
         source: e,
     };
     let mut report = RestoreReport {

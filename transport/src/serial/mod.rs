@@ -7,6 +7,8 @@ pub mod board;
 pub mod error;
 pub mod port;
 pub mod protocol;
+#[doc(hidden)]
+pub mod scripted;
 pub mod session;
 
 pub use board::{BoardSink, BoardSource, PullOptions};

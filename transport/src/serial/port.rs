@@ -88,10 +88,23 @@ impl Link {
                     }
                 }
             })?;
-        let mut link = Link {
-            port: sp,
-            port_name: port.into(),
-            label: port.into(),
+        let mut link = Link::over(sp, port);
+        // DTR and RTS together: TinyUSB boards only send once DTR is up, and
+        // ESP boards' auto-reset circuit stays released with both asserted.
+        // A PTY refuses both (ENOTTY): not an error.
+        let _ = link.port.write_data_terminal_ready(true);
+        let _ = link.port.write_request_to_send(true);
+        Ok(link)
+    }
+
+    /// A line over an already open port (a test's
+    /// [`super::scripted::ScriptedPort`]); [`Link::open`] opens a real one.
+    #[doc(hidden)]
+    pub fn over(port: Box<dyn serialport::SerialPort>, name: &str) -> Link {
+        Link {
+            port,
+            port_name: name.into(),
+            label: name.into(),
             buf: Vec::with_capacity(1 << 16),
             pos: 0,
             rx_bytes: 0,
@@ -104,13 +117,7 @@ impl Link {
                     .open(p)
                     .ok()
             }),
-        };
-        // DTR and RTS together: TinyUSB boards only send once DTR is up, and
-        // ESP boards' auto-reset circuit stays released with both asserted.
-        // A PTY refuses both (ENOTTY): not an error.
-        let _ = link.port.write_data_terminal_ready(true);
-        let _ = link.port.write_request_to_send(true);
-        Ok(link)
+        }
     }
 
     fn trace(&mut self, dir: &str, data: &[u8]) {

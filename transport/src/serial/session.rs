@@ -203,7 +203,14 @@ pub struct Session {
 
 impl Session {
     pub fn connect(port: &str, baud: u32, opts: &ConnectOptions) -> Result<Session, BoardError> {
-        let mut link = Link::open(port, baud)?;
+        Session::connect_over(Link::open(port, baud)?, opts)
+    }
+
+    /// [`Session::connect`] over a line already open (a test's scripted
+    /// port).
+    #[doc(hidden)]
+    pub fn connect_over(mut link: Link, opts: &ConnectOptions) -> Result<Session, BoardError> {
+        let port = link.port_name.clone();
         link.enter_raw_repl()?;
         let code = p::minify(AGENT_SOURCE);
         // First the agent deflated (less than half the bytes on the line);
@@ -219,23 +226,8 @@ impl Session {
         } else {
             link.unread(&first);
         }
-        let mut s = Session {
-            link,
-            info: BoardInfo::default(),
-            text: false,
-            payload_bytes: 0,
-            used_raw_paste,
-            hashed_files: 0,
-            hashed_bytes: 0,
-            warnings: Vec::new(),
-            closed: false,
-            broken: false,
-            walk_cache: None,
-            hash_cache: HashMap::new(),
-            index: HashMap::new(),
-            on_hash_progress: None,
-            hashing: None,
-        };
+        let mut s = Session::over(link, false, BoardInfo::default());
+        s.used_raw_paste = used_raw_paste;
         // The hello frame tells binary from text mode by its first byte.
         let first = s
             .link
@@ -253,7 +245,7 @@ impl Session {
                     .trim_end_matches('\x04')
                     .trim()
                     .to_string();
-                let last = text.lines().last().unwrap_or("no output").to_string();
+                let last = board_text(text.lines().last().unwrap_or("no output").as_bytes());
                 return Err(BoardError::Agent {
                     board: s.link.label.clone(),
                     detail: if last.contains("MemoryError") {
@@ -286,6 +278,29 @@ impl Session {
             s.link.label = format!("board on {port}");
         }
         Ok(s)
+    }
+
+    /// A session whose agent already runs on `link`, in text or binary
+    /// mode (for tests that script the board's side).
+    #[doc(hidden)]
+    pub fn over(link: Link, text: bool, info: BoardInfo) -> Session {
+        Session {
+            link,
+            info,
+            text,
+            payload_bytes: 0,
+            used_raw_paste: false,
+            hashed_files: 0,
+            hashed_bytes: 0,
+            warnings: Vec::new(),
+            closed: false,
+            broken: false,
+            walk_cache: None,
+            hash_cache: HashMap::new(),
+            index: HashMap::new(),
+            on_hash_progress: None,
+            hashing: None,
+        }
     }
 
     pub fn label(&self) -> &str {
@@ -338,8 +353,7 @@ impl Session {
             let first = self.link.read_exact(1, timeout, doing)?;
             let f = self.recv_after(first[0], timeout, doing)?;
             if f.kind == p::FR_WARNING {
-                self.warnings
-                    .push(String::from_utf8_lossy(&f.data).into_owned());
+                self.warnings.push(board_text(&f.data));
                 continue;
             }
             if f.kind == p::FR_PROGRESS {
@@ -409,10 +423,10 @@ impl Session {
         let (errno, msg) = if data.len() >= 4 {
             (
                 i32::from_le_bytes([data[0], data[1], data[2], data[3]]),
-                String::from_utf8_lossy(&data[4..]).into_owned(),
+                board_text(&data[4..]),
             )
         } else {
-            (-1, String::from_utf8_lossy(data).into_owned())
+            (-1, board_text(data))
         };
         let message = if errno > 0 {
             errno_text(errno).to_string()
@@ -964,11 +978,30 @@ pub fn bootstrap(code: &str) -> String {
 fn parse_info(data: &[u8]) -> BoardInfo {
     let mut fields = BTreeMap::new();
     for line in String::from_utf8_lossy(data).lines() {
+        // What the board says about itself ends up in snapshots and on
+        // the user's terminal (`belay show`): no control characters, at
+        // most 200 characters a value.
         if let Some((k, v)) = line.split_once('=') {
-            fields.insert(k.to_string(), v.to_string());
+            fields.insert(board_text(k.as_bytes()), board_text(v.as_bytes()));
         }
     }
     BoardInfo { fields }
+}
+
+/// What the board said, for a message on the user's terminal: at most 200
+/// characters, control characters (a hostile board's escape sequences,
+/// newlines) as spaces.
+fn board_text(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&data[..data.len().min(800)]);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.chars().count() > 200 || data.len() > 800 {
+        out.push('…');
+    }
+    out.trim_end().to_string()
 }
 
 pub fn display(path: &[u8]) -> String {
