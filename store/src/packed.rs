@@ -127,8 +127,21 @@ pub fn object_file_path(root: &Path, id: &ObjectId) -> PathBuf {
 /// are not ids or are `.tmp-` are skipped; an unreadable one is an error
 /// naming it.
 pub fn read_indexes(root: &Path, skip: &HashSet<ObjectId>) -> Result<Vec<(ObjectId, IndexV1)>> {
-    let dir = root.join(INDEX_DIR);
     let mut out = Vec::new();
+    for_each_index(root, skip, &mut |id, ix| {
+        out.push((id, ix));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// As [`read_indexes`], handing each index object to `f` as it is read.
+pub fn for_each_index(
+    root: &Path,
+    skip: &HashSet<ObjectId>,
+    f: &mut dyn FnMut(ObjectId, IndexV1) -> Result<()>,
+) -> Result<()> {
+    let dir = root.join(INDEX_DIR);
     for (name, path) in crate::repo::dir_entries(&dir)? {
         if name.starts_with(TEMP_PREFIX) {
             continue;
@@ -140,14 +153,14 @@ pub fn read_indexes(root: &Path, skip: &HashSet<ObjectId>) -> Result<Vec<(Object
             continue;
         }
         match read_index_file(&path, &id) {
-            Ok(ix) => out.push((id, ix)),
+            Ok(ix) => f(id, ix)?,
             // Deleted by a gc between the listing and the read: it was
             // superseded by a consolidated index that the listing holds.
             Err(Error::MissingObject { .. }) => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Read and verify one index object file.
@@ -253,17 +266,21 @@ impl Packed {
         // Superseded index objects are read too: the packs only they list
         // are condemned, not yet deleted, and may hold what an undone
         // forget or a concurrent backup needs (docs/format.md §13.4).
-        let found = read_indexes(&self.root, &skip)?;
-        let mut t = self.table.write().unwrap();
-        let first = !t.loaded;
-        for (id, ix) in &found {
-            t.files.insert(*id);
+        // One index object decoded at a time, straight into the table.
+        let mut added = false;
+        for_each_index(&self.root, &skip, &mut |id, ix| {
+            let mut t = self.table.write().unwrap();
+            t.files.insert(id);
             for p in &ix.packs {
-                t.add_pack(p, !first);
+                t.add_pack(p, false);
+                added = true;
             }
-        }
-        if first {
+            Ok(())
+        })?;
+        let mut t = self.table.write().unwrap();
+        if added || !t.loaded {
             t.sorted.sort_unstable_by_key(|l| l.id);
+            t.sorted.shrink_to_fit();
             t.loaded = true;
         }
         Ok(())
