@@ -175,6 +175,12 @@ pub enum Command {
     #[command(after_help = "Examples:\n  belay devices\n  belay devices --json")]
     Devices,
 
+    /// Wait for boards to be plugged in and back each one up once per plug-in
+    #[command(
+        after_help = "Examples:\n  belay watch                                   # every USB board (usual MicroPython and USB-serial vendor ids), until stopped\n  belay watch --forget                          # and apply each source's retention policy from the config file\n  belay watch --port '/dev/serial/by-id/usb-MicroPython*'   # these paths (globs), not USB ids\n  belay watch --usb 2e8a --usb 10c4:ea60        # only these USB vendor[:product] ids\n  belay watch --exit-when-idle                  # back up the boards plugged in now, then exit\n  belay watch --max-backups 1 --timeout 10m --json   # for scripts: one JSON line per event\n\nA board is backed up under its identity name (machine.unique_id, as `belay backup serial:PORT` names it), once each time it appears; an unchanged board adds no snapshot (--allow-empty). A backup cut short by an unplug saves nothing, and the board's next plug-in tries again, reusing what was stored. Several boards are backed up at once. Ctrl-C exits 130; SIGTERM or SIGHUP lets running backups end cleanly and exits 0. See docs/service.md for a systemd unit."
+    )]
+    Watch(WatchArgs),
+
     /// Show what changed between two snapshots, or between a snapshot and a folder or board now
     #[command(
         after_help = "Examples:\n  belay diff my-board                    # the latest snapshot against its parent\n  belay diff my-board~3 my-board --stat\n  belay diff shipped my-board -p -- main.py lib\n  belay diff my-board dir:./my-board     # the folder now, no snapshot written\n  belay diff pico-7 serial:/dev/ttyACM0  # the board now, compared by its own hashes\n  belay diff serial:/dev/ttyACM0         # the board now, against its latest snapshot\n  belay diff 'pico-7@{2026-03-01}' pico-7 --name-only\n  belay diff shipped serial:/dev/ttyACM0 --exit-code > /dev/null || echo 'the board changed (or the diff failed)'"
@@ -250,7 +256,7 @@ pub enum SourcesAction {
     },
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct BackupArgs {
     /// A folder (PATH or dir:PATH) or a board (serial:PORT[@BAUD])
     pub source: String,
@@ -281,6 +287,49 @@ pub struct BackupArgs {
     /// Boards: do not hash files on the board; pull every file
     #[arg(long)]
     pub no_hash: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Watch these paths (globs allowed, repeatable) instead of USB ids: a port appears when the path exists
+    #[arg(long = "port", value_name = "PATH|GLOB")]
+    pub ports: Vec<String>,
+    /// USB VID or VID:PID (hex) of serial ports to back up (repeatable; default: the usual MicroPython and USB-serial vendors)
+    #[arg(long = "usb", value_name = "VID[:PID]", conflicts_with = "ports")]
+    pub usb: Vec<String>,
+    /// Line speed for every board
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Message recorded in each snapshot
+    #[arg(short, long, default_value = "belay watch")]
+    pub message: String,
+    /// Leave out board paths matching this gitignore-style glob (repeatable)
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Metadata KEY=VALUE recorded in each snapshot (repeatable)
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// Save a snapshot even when a board has not changed since its last one
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// After each backup, apply the source's retention policy from the config file (as `belay forget --source NAME`)
+    #[arg(long)]
+    pub forget: bool,
+    /// How long a port must be present before it is opened (a board that just appeared may still be booting)
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub settle: String,
+    /// How often to look for ports
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+    /// Exit after N backups have completed (saved or unchanged; failures do not count)
+    #[arg(long, value_name = "N")]
+    pub max_backups: Option<u64>,
+    /// Exit once no backup is running and every port present has had its backup (at once when none is)
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// Stop looking for boards after DURATION (running backups finish first)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Args, Debug)]

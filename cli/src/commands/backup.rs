@@ -52,30 +52,18 @@ fn backup_meta(a: &BackupArgs) -> Result<Vec<(String, String)>> {
 /// usual exit status (130 for Ctrl-C), removing its session file first (a
 /// signal runs no destructor). Nothing is committed after that: an
 /// interrupted backup is as safe as a crashed one. Called before any
-/// thread starts, so that every thread inherits the blocked mask and the
-/// signal reaches only the waiting thread.
+/// thread starts (see [`crate::on_signals`]).
 fn end_on_signals() {
-    let set = crate::signal_set(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
-    // SAFETY: plain libc calls on an initialised signal set.
-    unsafe {
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return;
-        }
-        std::thread::spawn(move || {
-            let mut sig: libc::c_int = 0;
-            if libc::sigwait(&set, &mut sig) != 0 {
-                return;
-            }
-            belay_store::session::remove_own_files();
-            let name = match sig {
-                libc::SIGINT => "Ctrl-C",
-                libc::SIGTERM => "SIGTERM",
-                _ => "SIGHUP",
-            };
-            eprintln!("error: backup interrupted by {name}: no snapshot was saved");
-            std::process::exit(128 + sig);
-        });
-    }
+    crate::on_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP], |sig| {
+        belay_store::session::remove_own_files();
+        let name = match sig {
+            libc::SIGINT => "Ctrl-C",
+            libc::SIGTERM => "SIGTERM",
+            _ => "SIGHUP",
+        };
+        eprintln!("error: backup interrupted by {name}: no snapshot was saved");
+        std::process::exit(128 + sig);
+    });
 }
 
 /// The history a folder goes into without `--name`: its last component,
