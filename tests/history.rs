@@ -901,6 +901,81 @@ fn find_across_two_sources() {
     assert!(env.fails(&["find", "a[b"]).contains("invalid glob"));
 }
 
+fn paths_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
+}
+
+#[test]
+fn find_in_a_live_folder_and_on_a_live_board() {
+    let env = Env::new();
+    let proj = env.dir("proj");
+    write(&proj, "main.py", b"print(1)\n");
+    write(&proj, "lib/config.json", b"{}\n");
+    env.backup(&proj, "proj");
+    // What the folder holds now, not what its snapshot holds.
+    write(&proj, "lib/new.py", b"x = 2\n");
+    fs::remove_file(proj.join("main.py")).unwrap();
+    let dir = format!("dir:{}", proj.display());
+    let rows = env.json(&["find", "*.py", "--source", &dir]);
+    assert_eq!(paths_of(&rows), ["lib/new.py"], "{rows:#}");
+    assert_eq!(rows[0]["live"], true);
+    assert_eq!(rows[0]["sha256"], sha256_hex(b"x = 2\n"));
+    assert!(rows[0]["snapshot"].is_null());
+    // A plain path to a folder works as in diff; --hash searches contents.
+    let by_hash = env.json(&[
+        "find",
+        "--hash",
+        &sha256_hex(b"{}\n")[..8],
+        "--source",
+        proj.to_str().unwrap(),
+    ]);
+    assert_eq!(paths_of(&by_hash), ["lib/config.json"]);
+    // The snapshot search is unchanged: main.py is still in proj's snapshot.
+    assert_eq!(
+        paths_of(&env.json(&["find", "*.py", "--source", "proj"])),
+        ["main.py"]
+    );
+    assert!(
+        env.fails(&["find", "*.py", "--source", &dir, "--all"])
+            .contains("--all")
+    );
+
+    // On a board: it hashes the matching files itself; nothing is saved.
+    let img = env.dir("img");
+    write(&img, "main.py", b"print('board')\n");
+    write(&img, "lib/util.py", b"def f():\n    return 1\n");
+    write(&img, "data/log.csv", b"t,v\n1,2\n");
+    let board = TestBoard::start(&img, &BoardOptions::unthrottled());
+    let port = format!("serial:{}", board.path.display());
+    let before = ids(&env.json(&["log"]));
+    let rows = env.json(&["find", "*.py", "--source", &port]);
+    assert_eq!(paths_of(&rows), ["lib/util.py", "main.py"], "{rows:#}");
+    assert_eq!(rows[1]["sha256"], sha256_hex(b"print('board')\n"));
+    assert_eq!(rows[1]["size"], 15);
+    let by_hash = env.json(&[
+        "find",
+        "--hash",
+        &sha256_hex(b"t,v\n1,2\n")[..6],
+        "--source",
+        &port,
+    ]);
+    assert_eq!(paths_of(&by_hash), ["data/log.csv"]);
+    let human = env.stdout(&["find", "util.py", "--source", &port]);
+    assert!(
+        human.contains("lib/util.py") && human.contains("live"),
+        "{human}"
+    );
+    assert_eq!(ids(&env.json(&["log"])), before, "no snapshot written");
+}
+
 // ---- boards -----------------------------------------------------------------
 
 #[test]

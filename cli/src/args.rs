@@ -199,7 +199,7 @@ pub enum Command {
 
     /// Find which snapshots (and sources) hold paths matching a glob, or a content by SHA-256
     #[command(
-        after_help = "Examples:\n  belay find config.json                 # in the latest snapshot of every source\n  belay find 'lib/**/*.py' --source pico-7 --all\n  belay find --hash 5a5a0c1e              # a content, anywhere, by SHA-256 prefix\n\nA glob without '/' matches file names at any depth; with '/' it matches whole paths ('**' spans directories)."
+        after_help = "Examples:\n  belay find config.json                 # in the latest snapshot of every source\n  belay find 'lib/**/*.py' --source pico-7 --all\n  belay find --hash 5a5a0c1e              # a content, anywhere, by SHA-256 prefix\n  belay find '*.py' --source serial:/dev/ttyACM0   # on the board now (no snapshot needed)\n  belay find --hash 5a5a0c1e --source ./proj       # in a folder now\n\nA glob without '/' matches file names at any depth; with '/' it matches whole paths ('**' spans directories)."
     )]
     Find(FindArgs),
 
@@ -411,8 +411,8 @@ pub struct FindArgs {
     /// Glob of paths to find (a glob without '/' matches names at any depth)
     #[arg(required_unless_present = "hash")]
     pub glob: Option<String>,
-    /// Only in snapshots of this source
-    #[arg(long, value_name = "NAME")]
+    /// Only in snapshots of this source; or a live folder or board (dir:PATH, serial:PORT) to search now
+    #[arg(long, value_name = "NAME|SOURCE")]
     pub source: Option<String>,
     /// In every live snapshot, not only the latest of each source
     #[arg(long)]
