@@ -152,6 +152,16 @@ impl Watch {
         }
     }
 
+    /// Like [`Watch::wait_for`], unless such an event was read already
+    /// (an unplug's "gone" and the backup's "failed" come in either order).
+    fn seen_or_wait_for(&mut self, event: &str, port: &Path) -> Value {
+        let mine = |v: &Value| v["event"] == event && v["port"].as_str() == port.to_str();
+        match self.seen.iter().find(|v| mine(v)) {
+            Some(v) => v.clone(),
+            None => self.wait_for(event, Some(port)),
+        }
+    }
+
     /// Wait for watch to exit; its exit status and stderr.
     fn finish(mut self) -> (Vec<Value>, std::process::ExitStatus, String) {
         self.seen.extend(self.events.iter());
@@ -345,7 +355,7 @@ fn watch_survives_an_unplug_mid_backup_and_the_next_plug_in_completes() {
     let msg = failed["error"].as_str().unwrap();
     assert!(msg.contains("no snapshot"), "{msg}");
     assert!(env.snapshots().is_empty(), "no partial snapshot");
-    w.wait_for("gone", Some(&link));
+    w.seen_or_wait_for("gone", &link);
     // As udev removes a by-id link on unplug (the dangling one would come
     // back to life when the next board gets the same PTY number, before
     // that board is ready).

@@ -241,6 +241,7 @@ fn find_live(
                 "source": location,
                 "location": location,
                 "snapshot": null,
+                "time": null,
                 "live": true,
                 "path": bpath::display(&e.path),
                 "type": match e.kind {
