@@ -171,6 +171,20 @@ pub enum Command {
         action: Option<SourcesAction>,
     },
 
+    /// Rename a source's history: every snapshot of OLD is shown as NEW, and NEW's next backup continues it
+    #[command(
+        after_help = "Examples:\n  belay rename e6614103e7452d2f greenhouse-3   # a board named by its unique id gets a name\n  belay rename proj proj-2024\n  belay rename old-pico pico-7 --force          # join pico-7's existing history\n\nSnapshots are immutable, so the rename is a record in the repository that every reader applies (docs/format.md §13); tags and snapshot ids stay as they are."
+    )]
+    Rename {
+        /// The source's current name (`belay sources` lists them)
+        old: String,
+        /// Its new name
+        new: String,
+        /// Rename onto an existing source: OLD's snapshots join NEW's history (its head becomes the newer one)
+        #[arg(short, long)]
+        force: bool,
+    },
+
     /// List serial ports and the MicroPython boards on them
     #[command(after_help = "Examples:\n  belay devices\n  belay devices --json")]
     Devices,

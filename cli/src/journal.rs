@@ -27,6 +27,7 @@ pub fn kind_of(c: &Command) -> Option<&'static str> {
         Command::Gc(a) if !a.dry_run => "gc",
         Command::Tag(a) if a.name.is_some() => "tag",
         Command::Import(_) => "import",
+        Command::Rename { .. } => "rename",
         _ => return None,
     })
 }

@@ -31,6 +31,7 @@ pub mod id;
 pub mod journal;
 pub mod object;
 pub mod path;
+pub mod rename;
 pub mod repair;
 pub mod repo;
 pub mod restore;

@@ -76,8 +76,25 @@ fn folder_name(
     source: &DirSource,
 ) -> Result<String> {
     use belay_store::source::Source;
-    let name = source.default_name();
-    let Some(head) = repo.read_ref(belay_store::repo::RefKind::Head, &name)? else {
+    let mut name = source.default_name();
+    let mut head = repo.read_ref(belay_store::repo::RefKind::Head, &name)?;
+    // A history renamed with `belay rename` continues under its new name.
+    if head.is_none()
+        && let Some(renamed) = belay_store::rename::renamed_to(repo.root(), &name)
+        && let Some(h) = repo.read_ref(belay_store::repo::RefKind::Head, &renamed)?
+    {
+        let here = source.location();
+        let at = |id| {
+            cache
+                .and_then(|c| c.catalogued(id))
+                .or_else(|| repo.read_snapshot(id).ok())
+        };
+        if at(&h).is_some_and(|s| s.location == here) {
+            name = renamed;
+            head = Some(h);
+        }
+    }
+    let Some(head) = head else {
         return Ok(name);
     };
     let snap = match cache.and_then(|c| c.catalogued(&head)) {

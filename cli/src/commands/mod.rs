@@ -101,6 +101,9 @@ fn dispatch(
         Command::Sources {
             action: Some(crate::args::SourcesAction::Rm { name, dry_run }),
         } => sources::remove(ctx, &open(&repo_path()?)?, &name, dry_run),
+        Command::Rename { old, new, force } => {
+            sources::rename(ctx, &open(&repo_path()?)?, &old, &new, force)
+        }
         Command::Devices => crate::board::devices(ctx),
         Command::Watch(a) => watch::watch(ctx, &repo_path()?, a),
         Command::Diff(a) => return diff::diff(ctx, &open(&repo_path()?)?, a),
