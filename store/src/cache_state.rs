@@ -400,6 +400,7 @@ impl Cache {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
             })
             .map_err(|e| self.err(e))?;
+        let names = self.repo_root.as_deref().map(crate::rename::names);
         let mut out = HashMap::new();
         for row in rows {
             let (id, blob) = row.map_err(|e| self.err(e))?;
@@ -408,8 +409,8 @@ impl Cache {
             else {
                 continue;
             };
-            if let Some(root) = &self.repo_root {
-                crate::rename::apply(root, &ObjectId(id), &mut s);
+            if let Some(names) = &names {
+                crate::rename::apply_from(names, &ObjectId(id), &mut s);
             }
             out.insert(ObjectId(id), s);
         }

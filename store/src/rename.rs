@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,11 +43,19 @@ pub struct Record {
 /// Snapshot id → the name it carries after every rename.
 pub type Names = HashMap<ObjectId, String>;
 
-/// Per repository folder: the `renames/` directory's mtime when it was
-/// read, and what it said. A rename by another process shows up at the
-/// next read after the directory changes.
-type Loaded = HashMap<PathBuf, (Option<SystemTime>, Arc<Names>, Vec<Record>)>;
-static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+/// Per repository folder: when the `renames/` directory was last looked
+/// at, its mtime then, and what it said. The directory is looked at again
+/// (one stat) at most once a second, so reading many snapshots costs no
+/// extra I/O, and a rename by another process shows up within a second
+/// (in a long-running `belay watch`).
+struct Loaded {
+    checked: Instant,
+    stamp: Option<SystemTime>,
+    names: Arc<Names>,
+    records: Arc<Vec<Record>>,
+}
+static LOADED: Mutex<Option<HashMap<PathBuf, Loaded>>> = Mutex::new(None);
+const RECHECK: Duration = Duration::from_secs(1);
 
 fn dir(root: &Path) -> PathBuf {
     root.join(DIR)
@@ -74,14 +82,20 @@ fn read_records(root: &Path) -> Result<Vec<Record>> {
     Ok(out)
 }
 
-fn load(root: &Path) -> (Arc<Names>, Vec<Record>) {
-    let stamp = std::fs::metadata(dir(root)).and_then(|m| m.modified()).ok();
+fn load(root: &Path) -> (Arc<Names>, Arc<Vec<Record>>) {
     let mut guard = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
-    if let Some((s, names, records)) = map.get(root)
-        && *s == stamp
+    if let Some(l) = map.get(root)
+        && l.checked.elapsed() < RECHECK
     {
-        return (names.clone(), records.clone());
+        return (l.names.clone(), l.records.clone());
+    }
+    let stamp = std::fs::metadata(dir(root)).and_then(|m| m.modified()).ok();
+    if let Some(l) = map.get_mut(root)
+        && l.stamp == stamp
+    {
+        l.checked = Instant::now();
+        return (l.names.clone(), l.records.clone());
     }
     // Unreadable: no renames (the names the snapshots recorded).
     let records = if stamp.is_some() {
@@ -95,19 +109,39 @@ fn load(root: &Path) -> (Arc<Names>, Vec<Record>) {
             names.insert(id, r.new.clone());
         }
     }
-    let names = Arc::new(names);
-    map.insert(root.to_path_buf(), (stamp, names.clone(), records.clone()));
+    let (names, records) = (Arc::new(names), Arc::new(records));
+    map.insert(
+        root.to_path_buf(),
+        Loaded {
+            checked: Instant::now(),
+            stamp,
+            names: names.clone(),
+            records: records.clone(),
+        },
+    );
     (names, records)
 }
 
-/// Every rename of the repository at `root`, oldest first.
-pub fn records(root: &Path) -> Vec<Record> {
-    load(root).1
+/// Forget what was read (after writing a record).
+fn reload(root: &Path) {
+    let mut guard = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(map) = guard.as_mut() {
+        map.remove(root);
+    }
+}
+
+/// Snapshot id → its name after every rename of the repository at `root`.
+pub fn names(root: &Path) -> Arc<Names> {
+    load(root).0
 }
 
 /// Give snapshot `id` the name its renames gave it.
 pub fn apply(root: &Path, id: &ObjectId, snap: &mut Snapshot) {
-    let (names, _) = load(root);
+    apply_from(&names(root), id, snap);
+}
+
+/// As [`apply`], with the names read once for many snapshots.
+pub fn apply_from(names: &Names, id: &ObjectId, snap: &mut Snapshot) {
     if let Some(n) = names.get(id) {
         snap.source.clone_from(n);
     }
@@ -116,11 +150,11 @@ pub fn apply(root: &Path, id: &ObjectId, snap: &mut Snapshot) {
 /// The name the history `name` carries now, following renames (`None`
 /// when it was never renamed).
 pub fn renamed_to(root: &Path, name: &str) -> Option<String> {
-    let records = records(root);
+    let records = load(root).1;
     let mut current = name.to_string();
     let mut moved = false;
-    // Each record at most once, so a chain a→b→a→b ends.
-    for r in &records {
+    // Each record at most once, in order, so a chain a→b→a→b ends.
+    for r in records.iter() {
         if r.old == current {
             current = r.new.clone();
             moved = true;
@@ -194,6 +228,7 @@ pub fn rename(
     bytes.push(b'\n');
     atomic::publish_new(&path, &bytes, true).at(&path)?;
     let _ = atomic::fsync_dir(&d);
+    reload(repo.root());
     // The newer head leads a joined history.
     let head = match new_head {
         Some(h) => {
