@@ -414,6 +414,24 @@ fn watch_without_boards_and_bad_input() {
     assert_eq!(events_of(&seen, "stopped")[0]["reason"], "idle");
     assert_eq!(events_of(&seen, "stopped")[0]["backups"], 0);
 
+    // SIGTERM (a service being stopped) ends watch with 0; Ctrl-C with 130.
+    for (sig, code, reason) in [
+        (libc::SIGTERM, 0, "interrupted"),
+        (libc::SIGINT, 130, "interrupted"),
+    ] {
+        let mut w = env.watch("", &["--port", &env.glob()]);
+        w.wait_for("watching", None);
+        // SAFETY: a signal to the child this test started.
+        unsafe { libc::kill(w.child.id() as i32, sig) };
+        let (seen, status, err) = w.finish();
+        assert_eq!(status.code(), Some(code), "signal {sig}: {err}");
+        assert_eq!(
+            events_of(&seen, "stopped")[0]["reason"],
+            reason,
+            "{seen:#?}"
+        );
+    }
+
     for (args, want) in [
         (&["watch", "--usb", "pico"][..], "--usb"),
         (&["watch", "--forget"][..], "retention"),
