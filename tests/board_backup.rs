@@ -249,7 +249,9 @@ fn backup_restore_roundtrip_then_incremental() {
     assert_eq!(renamed["unchanged"], true, "{renamed}");
     assert_eq!(renamed["snapshot"], forced["snapshot"]);
     assert!(
-        env.snapshots().iter().all(|s| s["source"] == "greenhouse-1"),
+        env.snapshots()
+            .iter()
+            .all(|s| s["source"] == "greenhouse-1"),
         "{:#?}",
         env.snapshots()
     );

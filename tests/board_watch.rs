@@ -237,8 +237,10 @@ fn watch_backs_up_each_board_once_per_plug_in_several_at_once() {
     let b = board(&img_b, uid_b, BoardOptions::unthrottled());
     let link_a = env.plug("a", &a);
     let link_b = env.plug("b", &b);
-    // Something else in the folder is not a board of the glob.
+    // Something else in the folder is not a board of the glob, and a
+    // second link to b is the same board (backed up once).
     fs::write(env.links.join("usb-Other"), "").unwrap();
+    env.plug("b2", &b);
 
     let mut w = env.watch("", &["--port", &env.glob(), "--max-backups", "3"]);
     let first = w.wait_for("backup", None);

@@ -231,7 +231,7 @@ pub enum Command {
 
     /// Show the audit journal: who backed up, restored, forgot, collected, tagged or imported what, and how it ended
     #[command(
-        after_help = "Examples:\n  belay journal\n  belay journal --since '7 days ago' --kind restore --kind forget\n  belay journal --source pico-7 -n 20 --json\n\nEvery backup, restore (folder or board), forget, undo-forget, gc, tag and import writes one entry (user, host, time, snapshots, counts, outcome) into journal/ in the repository, also when it fails. See docs/maintenance.md."
+        after_help = "Examples:\n  belay journal\n  belay journal --since '7 days ago' --kind restore --kind forget\n  belay journal --source pico-7 -n 20 --json\n\nEvery backup, restore (folder or board), forget, undo-forget, gc, tag, import and rename writes one entry (user, host, time, snapshots, counts, outcome) into journal/ in the repository, also when it fails. See docs/maintenance.md."
     )]
     Journal(JournalArgs),
 
@@ -573,7 +573,7 @@ pub struct JournalArgs {
     /// Only entries about this source
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// Only entries of this kind: backup, restore, forget, undo-forget, gc, tag, import (repeatable)
+    /// Only entries of this kind: backup, restore, forget, undo-forget, gc, tag, import, rename (repeatable)
     #[arg(long = "kind", value_name = "KIND")]
     pub kinds: Vec<String>,
     /// Only the last N entries

@@ -61,11 +61,17 @@ impl Watching {
                 for g in globs {
                     for p in devices::glob_paths(g)? {
                         let port = p.display().to_string();
-                        if out.iter().any(|f: &Found| f.port == port) {
+                        let target = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+                        // One board seen through two paths (a by-id link
+                        // and its /dev/ttyACM0) is backed up once.
+                        if out
+                            .iter()
+                            .any(|f: &Found| f.port == port || f.target == target)
+                        {
                             continue;
                         }
                         out.push(Found {
-                            target: std::fs::canonicalize(&p).unwrap_or(p),
+                            target,
                             port,
                             usb: None,
                             product: None,
