@@ -1086,6 +1086,13 @@ fn rename_moves_a_history_every_command_sees_the_new_name() {
         .filter(|e| e["outcome"] == "ok")
         .count();
     assert_eq!(ok, 2, "{j:#}");
+    // A forgotten snapshot renamed in the trash comes back under the new name.
+    let third_id = third["snapshot"].as_str().unwrap().to_string();
+    env.json(&["forget", &third_id]);
+    env.json(&["rename", "proj-2024", "final"]);
+    env.json(&["undo-forget"]);
+    let back = env.json(&["show", &third_id]);
+    assert_eq!(back["source"], "final", "{back}");
     // check and gc take the renames folder in their stride.
     env.cmd(&["check"]).assert().success();
     env.cmd(&["gc"]).assert().success();
@@ -1100,7 +1107,7 @@ fn rename_moves_a_history_every_command_sees_the_new_name() {
         log.as_array()
             .unwrap()
             .iter()
-            .all(|s| s["source"] == "proj-2024"),
+            .all(|s| s["source"] == "final"),
         "{log:#}"
     );
 }

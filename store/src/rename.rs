@@ -202,7 +202,21 @@ pub fn rename(
             "a source named {new:?} exists already: choose another name, or give --force to join {old:?}'s snapshots to its history"
         )));
     }
-    let snaps = crate::history::source_snapshots(repo, old)?;
+    let mut snaps: Vec<ObjectId> = crate::history::source_snapshots(repo, old)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    // Forgotten ones still in the trash too, so that undo-forget brings
+    // them back under the new name.
+    for (name, _) in dir_entries(&repo.root().join("trash"))? {
+        if let Some(id) = ObjectId::from_hex(&name)
+            && !snaps.contains(&id)
+            && repo.has_object(&id)
+            && repo.read_snapshot(&id).is_ok_and(|s| s.source == old)
+        {
+            snaps.push(id);
+        }
+    }
     let now = jiff::Timestamp::now();
     let record = Record {
         version: VERSION,
@@ -213,7 +227,7 @@ pub fn rename(
         host: host.to_string(),
         old: old.to_string(),
         new: new.to_string(),
-        snapshots: snaps.iter().map(|(id, _)| id.to_hex()).collect(),
+        snapshots: snaps.iter().map(|id| id.to_hex()).collect(),
     };
     let t = jiff::Timestamp::from_nanosecond(record.time_ns as i128)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
@@ -244,7 +258,7 @@ pub fn rename(
     repo.write_ref(RefKind::Head, new, &head)?;
     repo.delete_ref(RefKind::Head, old)?;
     Ok(Renamed {
-        snapshots: snaps.into_iter().map(|(id, _)| id).collect(),
+        snapshots: snaps,
         head,
         merged: new_head.is_some(),
     })
