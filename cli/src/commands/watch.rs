@@ -404,8 +404,15 @@ pub(crate) fn watch(ctx: &Ctx, repo_path: &Path, a: WatchArgs) -> Result<()> {
                     "backing up…".into(),
                 )?;
                 std::thread::spawn(move || {
-                    let result = backup_one(&inner, &repo_path, &bargs, &k, baud, forget)
-                        .map_err(|e| super::error_line(&e));
+                    // A panic must still be reported, or watch would wait
+                    // for this board for ever.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        backup_one(&inner, &repo_path, &bargs, &k, baud, forget)
+                            .map_err(|e| super::error_line(&e))
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err("internal error (a bug in belay: please report it)".into())
+                    });
                     let _ = tx.send(Finished {
                         port: k,
                         plug,
