@@ -416,6 +416,15 @@ fn watch_without_boards_and_bad_input() {
     assert_eq!(events_of(&seen, "stopped")[0]["reason"], "idle");
     assert_eq!(events_of(&seen, "stopped")[0]["backups"], 0);
 
+    // The config file's [watch] section says what to watch when no flag does.
+    let config = format!("[watch]\nport = [{:?}]\n", env.glob());
+    let (seen, status, err) = env.watch(&config, &["--exit-when-idle"]).finish();
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        events_of(&seen, "watching")[0]["watching"],
+        env.glob().as_str()
+    );
+
     // SIGTERM (a service being stopped) ends watch with 0; Ctrl-C with 130.
     for (sig, code, reason) in [
         (libc::SIGTERM, 0, "interrupted"),
