@@ -223,6 +223,38 @@ fn backup_restore_roundtrip_then_incremental() {
     assert_eq!(num(&again, "bytes_transferred"), 0);
     assert_eq!(num(&again, "files_read"), 0);
     assert_eq!(again["parent"], first["snapshot"]);
+    // ... and adds no snapshot (as git refuses an empty commit), unless asked.
+    assert_eq!(again["unchanged"], true, "{again}");
+    assert_eq!(again["snapshot"], first["snapshot"]);
+    assert_eq!(
+        env.snapshots().len(),
+        1,
+        "an unchanged board adds no snapshot"
+    );
+    let out = env.cmd(&["backup", &port]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no changes since snapshot"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let forced = env.json(&["backup", &port, "--allow-empty"]);
+    assert_eq!(forced["unchanged"], false);
+    assert_eq!(forced["parent"], first["snapshot"]);
+    assert_eq!(env.snapshots().len(), 2);
+    // Renamed, the board's history continues under the new name: found by
+    // its unique id, unchanged, so nothing is added.
+    env.json(&["rename", "e6614103e7452d2f", "greenhouse-1"]);
+    let renamed = env.json(&["backup", &port]);
+    assert_eq!(renamed["source"], "greenhouse-1", "{renamed}");
+    assert_eq!(renamed["unchanged"], true, "{renamed}");
+    assert_eq!(renamed["snapshot"], forced["snapshot"]);
+    assert!(
+        env.snapshots()
+            .iter()
+            .all(|s| s["source"] == "greenhouse-1"),
+        "{:#?}",
+        env.snapshots()
+    );
     drop(board);
 
     // One file changed (and one renamed): only the changed file is pulled.

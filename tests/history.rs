@@ -901,6 +901,217 @@ fn find_across_two_sources() {
     assert!(env.fails(&["find", "a[b"]).contains("invalid glob"));
 }
 
+fn paths_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
+}
+
+#[test]
+fn find_in_a_live_folder_and_on_a_live_board() {
+    let env = Env::new();
+    let proj = env.dir("proj");
+    write(&proj, "main.py", b"print(1)\n");
+    write(&proj, "lib/config.json", b"{}\n");
+    env.backup(&proj, "proj");
+    // What the folder holds now, not what its snapshot holds.
+    write(&proj, "lib/new.py", b"x = 2\n");
+    fs::remove_file(proj.join("main.py")).unwrap();
+    let dir = format!("dir:{}", proj.display());
+    let rows = env.json(&["find", "*.py", "--source", &dir]);
+    assert_eq!(paths_of(&rows), ["lib/new.py"], "{rows:#}");
+    assert_eq!(rows[0]["live"], true);
+    assert_eq!(rows[0]["sha256"], sha256_hex(b"x = 2\n"));
+    assert!(rows[0]["snapshot"].is_null());
+    // A plain path to a folder works as in diff; --hash searches contents.
+    let by_hash = env.json(&[
+        "find",
+        "--hash",
+        &sha256_hex(b"{}\n")[..8],
+        "--source",
+        proj.to_str().unwrap(),
+    ]);
+    assert_eq!(paths_of(&by_hash), ["lib/config.json"]);
+    // The snapshot search is unchanged: main.py is still in proj's snapshot.
+    assert_eq!(
+        paths_of(&env.json(&["find", "*.py", "--source", "proj"])),
+        ["main.py"]
+    );
+    assert!(
+        env.fails(&["find", "*.py", "--source", &dir, "--all"])
+            .contains("--all")
+    );
+
+    // On a board: it hashes the matching files itself; nothing is saved.
+    let img = env.dir("img");
+    write(&img, "main.py", b"print('board')\n");
+    write(&img, "lib/util.py", b"def f():\n    return 1\n");
+    write(&img, "data/log.csv", b"t,v\n1,2\n");
+    let board = TestBoard::start(&img, &BoardOptions::unthrottled());
+    let port = format!("serial:{}", board.path.display());
+    let before = ids(&env.json(&["log"]));
+    let rows = env.json(&["find", "*.py", "--source", &port]);
+    assert_eq!(paths_of(&rows), ["lib/util.py", "main.py"], "{rows:#}");
+    assert_eq!(rows[1]["sha256"], sha256_hex(b"print('board')\n"));
+    assert_eq!(rows[1]["size"], 15);
+    let by_hash = env.json(&[
+        "find",
+        "--hash",
+        &sha256_hex(b"t,v\n1,2\n")[..6],
+        "--source",
+        &port,
+    ]);
+    assert_eq!(paths_of(&by_hash), ["data/log.csv"]);
+    let human = env.stdout(&["find", "util.py", "--source", &port]);
+    assert!(
+        human.contains("lib/util.py") && human.contains("live"),
+        "{human}"
+    );
+    assert_eq!(ids(&env.json(&["log"])), before, "no snapshot written");
+}
+
+#[test]
+fn rename_moves_a_history_every_command_sees_the_new_name() {
+    let env = Env::new();
+    let proj = env.dir("proj");
+    write(&proj, "main.py", b"print(1)\n");
+    // Without --name: the history is named after the folder.
+    let first = env.json(&["backup", proj.to_str().unwrap()])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write(&proj, "main.py", b"print(2)\n");
+    let second = env.json(&["backup", proj.to_str().unwrap()])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = env.dir("other");
+    write(&other, "x.txt", b"x\n");
+    env.backup(&other, "other");
+    env.cmd(&["tag", "v1", &first]).assert().success();
+
+    let r = env.json(&["rename", "proj", "proj-2024"]);
+    assert_eq!(r["snapshots"], 2, "{r}");
+    assert_eq!(r["head"], second.as_str());
+
+    // log, log --source, show, sources, diff NEW, NEW~1, tags, find.
+    let log = env.json(&["log", "--source", "proj-2024"]);
+    assert_eq!(ids(&log), [second.clone(), first.clone()]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["source"] == "proj-2024")
+    );
+    let all = env.json(&["log"]);
+    assert!(
+        !all.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["source"] == "proj"),
+        "{all:#}"
+    );
+    assert_eq!(env.json(&["show", "proj-2024~1"])["id"], first.as_str());
+    assert_eq!(env.json(&["show", &first])["source"], "proj-2024");
+    let sources = env.json(&["sources"]);
+    let names: Vec<&str> = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["other", "proj-2024"]);
+    let d = env.json(&["diff", "proj-2024"]);
+    assert_eq!(d[0]["path"], "main.py");
+    assert_eq!(env.json(&["find", "main.py"])[0]["source"], "proj-2024");
+    assert!(env.fails(&["log", "proj"]).contains("proj"));
+    // forget --source NEW thins the renamed history.
+    let plan = env.json(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--source",
+        "proj-2024",
+        "--dry-run",
+    ]);
+    assert_eq!(plan["sources"][0]["source"], "proj-2024");
+    assert_eq!(
+        plan["removed"], 0,
+        "the tagged first snapshot is kept: {plan}"
+    );
+    assert_eq!(plan["kept"], 2);
+
+    // The folder's next backup continues the renamed history (no new
+    // history under the old name), and an unchanged one adds nothing.
+    let again = env.json(&["backup", proj.to_str().unwrap()]);
+    assert_eq!(again["source"], "proj-2024");
+    assert_eq!(again["unchanged"], true, "{again}");
+    write(&proj, "main.py", b"print(3)\n");
+    let third = env.json(&["backup", proj.to_str().unwrap()]);
+    assert_eq!(third["source"], "proj-2024");
+    assert_eq!(third["parent"], second.as_str());
+
+    // Onto an existing source: refused unless --force, which joins them.
+    let err = env.fails(&["rename", "other", "proj-2024"]);
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+    assert!(
+        env.fails(&["rename", "nobody", "x"])
+            .contains("no source named")
+    );
+    assert!(
+        env.fails(&["rename", "other", "a/b"])
+            .contains("invalid name")
+    );
+    let joined = env.json(&["rename", "other", "proj-2024", "--force"]);
+    assert_eq!(joined["merged"], true);
+    assert_eq!(
+        env.json(&["log", "--source", "proj-2024"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    // Recorded in the journal.
+    let j = env.json(&["journal", "--kind", "rename"]);
+    let ok = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "ok")
+        .count();
+    assert_eq!(ok, 2, "{j:#}");
+    // A forgotten snapshot renamed in the trash comes back under the new name.
+    let third_id = third["snapshot"].as_str().unwrap().to_string();
+    env.json(&["forget", &third_id]);
+    env.json(&["rename", "proj-2024", "final"]);
+    env.json(&["undo-forget"]);
+    let back = env.json(&["show", &third_id]);
+    assert_eq!(back["source"], "final", "{back}");
+    // check and gc take the renames folder in their stride.
+    env.cmd(&["check"]).assert().success();
+    env.cmd(&["gc"]).assert().success();
+    // Without the local cache (every snapshot read from the repository) too.
+    let out = env
+        .cmd(&["--json", "log"])
+        .env("BELAY_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["source"] == "final"),
+        "{log:#}"
+    );
+}
+
 // ---- boards -----------------------------------------------------------------
 
 #[test]

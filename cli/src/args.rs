@@ -183,9 +183,29 @@ pub enum Command {
         action: Option<SourcesAction>,
     },
 
+    /// Rename a source's history: every snapshot of OLD is shown as NEW, and NEW's next backup continues it
+    #[command(
+        after_help = "Examples:\n  belay rename e6614103e7452d2f greenhouse-3   # a board named by its unique id gets a name\n  belay rename proj proj-2024\n  belay rename old-pico pico-7 --force          # join pico-7's existing history\n\nSnapshots are immutable, so the rename is a record in the repository that every reader applies (docs/format.md §14); tags and snapshot ids stay as they are."
+    )]
+    Rename {
+        /// The source's current name (`belay sources` lists them)
+        old: String,
+        /// Its new name
+        new: String,
+        /// Rename onto an existing source: OLD's snapshots join NEW's history (its head becomes the newer one)
+        #[arg(short, long)]
+        force: bool,
+    },
+
     /// List serial ports and the MicroPython boards on them
     #[command(after_help = "Examples:\n  belay devices\n  belay devices --json")]
     Devices,
+
+    /// Wait for boards to be plugged in and back each one up once per plug-in
+    #[command(
+        after_help = "Examples:\n  belay watch                                   # USB boards with the usual vendor ids, until stopped\n  belay watch --forget                          # then apply the config's retention policy\n  belay watch --port '/dev/serial/by-id/usb-MicroPython*'   # these paths (globs), not USB ids\n  belay watch --usb 2e8a --usb 10c4:ea60        # only these USB vendor[:product] ids\n  belay watch --exit-when-idle                  # back up the boards plugged in now, then exit\n  belay watch --max-backups 1 --timeout 10m --json   # for scripts: one JSON line per event\n\nA board is backed up under its identity name (machine.unique_id, as `belay backup serial:PORT` names it), once each time it appears; an unchanged board adds no snapshot (--allow-empty). A backup cut short by an unplug saves nothing, and the board's next plug-in tries again, reusing what was stored. Several boards are backed up at once. --json prints one JSON object per line and event. Ctrl-C exits 130; SIGTERM or SIGHUP ends running sessions cleanly (no snapshot) and exits 0. See docs/service.md for a systemd unit."
+    )]
+    Watch(WatchArgs),
 
     /// Show what changed between two snapshots, or between a snapshot and a folder or board now
     #[command(
@@ -205,7 +225,7 @@ pub enum Command {
 
     /// Find which snapshots (and sources) hold paths matching a glob, or a content by SHA-256
     #[command(
-        after_help = "Examples:\n  belay find config.json                 # in the latest snapshot of every source\n  belay find 'lib/**/*.py' --source pico-7 --all\n  belay find --hash 5a5a0c1e              # a content, anywhere, by SHA-256 prefix\n\nA glob without '/' matches file names at any depth; with '/' it matches whole paths ('**' spans directories)."
+        after_help = "Examples:\n  belay find config.json                 # in the latest snapshot of every source\n  belay find 'lib/**/*.py' --source pico-7 --all\n  belay find --hash 5a5a0c1e              # a content, anywhere, by SHA-256 prefix\n  belay find '*.py' --source serial:/dev/ttyACM0   # on the board now (no snapshot needed)\n  belay find --hash 5a5a0c1e --source ./proj       # in a folder now\n\nA glob without '/' matches file names at any depth; with '/' it matches whole paths ('**' spans directories)."
     )]
     Find(FindArgs),
 
@@ -223,7 +243,7 @@ pub enum Command {
 
     /// Show the audit journal: who backed up, restored, forgot, collected, tagged or imported what, and how it ended
     #[command(
-        after_help = "Examples:\n  belay journal\n  belay journal --since '7 days ago' --kind restore --kind forget\n  belay journal --source pico-7 -n 20 --json\n\nEvery backup, restore (folder or board), forget, undo-forget, gc, tag and import writes one entry (user, host, time, snapshots, counts, outcome) into journal/ in the repository, also when it fails. See docs/maintenance.md."
+        after_help = "Examples:\n  belay journal\n  belay journal --since '7 days ago' --kind restore --kind forget\n  belay journal --source pico-7 -n 20 --json\n\nEvery backup, restore (folder or board), forget, undo-forget, gc, tag, import and rename writes one entry (user, host, time, snapshots, counts, outcome) into journal/ in the repository, also when it fails. See docs/maintenance.md."
     )]
     Journal(JournalArgs),
 
@@ -262,7 +282,7 @@ pub enum SourcesAction {
     },
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct BackupArgs {
     /// A folder (PATH or dir:PATH) or a board (serial:PORT[@BAUD])
     pub source: String,
@@ -293,6 +313,49 @@ pub struct BackupArgs {
     /// Boards: do not hash files on the board; pull every file
     #[arg(long)]
     pub no_hash: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Watch these paths (globs allowed, repeatable) instead of USB ids: a port appears when the path exists
+    #[arg(long = "port", value_name = "PATH|GLOB")]
+    pub ports: Vec<String>,
+    /// USB VID or VID:PID (hex) of serial ports to back up (repeatable; default: the usual MicroPython and USB-serial vendors)
+    #[arg(long = "usb", value_name = "VID[:PID]", conflicts_with = "ports")]
+    pub usb: Vec<String>,
+    /// Line speed for every board
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Message recorded in each snapshot
+    #[arg(short, long, default_value = "belay watch")]
+    pub message: String,
+    /// Leave out board paths matching this gitignore-style glob (repeatable)
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Metadata KEY=VALUE recorded in each snapshot (repeatable)
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// Save a snapshot even when a board has not changed since its last one
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// After each backup, apply the source's retention policy from the config file (as `belay forget --source NAME`)
+    #[arg(long)]
+    pub forget: bool,
+    /// How long a port must be present before it is opened (a board that just appeared may still be booting)
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub settle: String,
+    /// How often to look for ports
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+    /// Exit after N backups have completed (saved or unchanged; failures do not count)
+    #[arg(long, value_name = "N")]
+    pub max_backups: Option<u64>,
+    /// Exit once no backup is running and every port present has had its backup (at once when none is)
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// Stop looking for boards after DURATION (running backups finish first)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -374,8 +437,8 @@ pub struct FindArgs {
     /// Glob of paths to find (a glob without '/' matches names at any depth)
     #[arg(required_unless_present = "hash")]
     pub glob: Option<String>,
-    /// Only in snapshots of this source
-    #[arg(long, value_name = "NAME")]
+    /// Only in snapshots of this source; or a live folder or board (dir:PATH, serial:PORT) to search now
+    #[arg(long, value_name = "NAME|SOURCE")]
     pub source: Option<String>,
     /// In every live snapshot, not only the latest of each source
     #[arg(long)]
@@ -522,7 +585,7 @@ pub struct JournalArgs {
     /// Only entries about this source
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// Only entries of this kind: backup, restore, forget, undo-forget, gc, tag, import (repeatable)
+    /// Only entries of this kind: backup, restore, forget, undo-forget, gc, tag, import, rename (repeatable)
     #[arg(long = "kind", value_name = "KIND")]
     pub kinds: Vec<String>,
     /// Only the last N entries

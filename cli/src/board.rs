@@ -259,7 +259,56 @@ fn board_holds(repo: &Repo, head: &ObjectId, existing: &[ExistingEntry]) -> Resu
         }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one board backup did: the store's report and what the line
+/// carried. `backup serial:…` prints it; `belay watch` turns it into an
+/// event.
+pub struct BoardBackup {
+    pub report: BackupReport,
+    /// The source name the snapshot was saved under.
+    pub name: String,
+    /// How the board is named in messages (port, unique id).
+    pub label: String,
+    transferred: u64,
+    wire_total: u64,
+    files_hashed: u64,
+    bytes_hashed: u64,
+    deflate: bool,
+    pub seconds: f64,
+}
+
+impl BoardBackup {
+    /// The `--json` document of `belay backup serial:…` (also what the
+    /// journal records and `belay watch --json` prints).
+    pub fn doc(&self) -> serde_json::Value {
+        let (report, s) = (&self.report, &self.report.summary);
+        json!({
+            "unchanged": !report.committed,
+            "snapshot": report.snapshot.to_hex(),
+            "parent": report.parent.map(|p| p.to_hex()),
+            "source": self.name,
+            "board": self.label,
+            "files": s.files,
+            "dirs": s.dirs,
+            "bytes": s.bytes,
+            "files_read": s.files_read,
+            "files_unchanged": report.files_unchanged,
+            "objects_repaired": report.objects_repaired,
+            "files_known": report.files_known,
+            "bytes_read": s.bytes_read,
+            "bytes_added": s.bytes_added,
+            "objects_added": s.objects_added,
+            "bytes_transferred": self.transferred,
+            "files_hashed": self.files_hashed,
+            "bytes_hashed": self.bytes_hashed,
+            "wire_bytes": self.wire_total,
+            "deflate": self.deflate,
+            "warnings": report.warnings,
+            "seconds": self.seconds,
+        })
+    }
+}
+
+/// `belay backup serial:PORT`: back the board up and print what happened.
 pub fn backup(
     out: &Ctx,
     repo: &Repo,
@@ -268,6 +317,57 @@ pub fn backup(
     baud: u32,
     who: Who,
 ) -> Result<()> {
+    let b = backup_board(out, repo, a, port, baud, who)?;
+    let doc = b.doc();
+    crate::journal::note(&doc);
+    let (report, s, name, label) = (&b.report, &b.report.summary, &b.name, &b.label);
+    if out.json {
+        print_json(&doc)?;
+    } else if !report.committed {
+        out.info(format!(
+            "no changes since snapshot {} of {name} ({label}): nothing saved (`--allow-empty` saves one anyway)",
+            report.snapshot.short()
+        ));
+    } else {
+        out.info(format!(
+            "snapshot {} saved for {name} ({label}){}",
+            report.snapshot.short(),
+            report
+                .parent
+                .map(|p| format!(", parent {}", p.short()))
+                .unwrap_or_default()
+        ));
+        out.info(format!(
+            "  {} files, {} dirs, {} in total; {} files pulled ({}), {} unchanged",
+            s.files,
+            s.dirs,
+            output::size(s.bytes),
+            s.files_read,
+            output::size(b.transferred),
+            report.files_unchanged
+        ));
+        out.info(format!(
+            "  {} on the line, added {} in {} objects, {:.2}s",
+            output::size(b.wire_total),
+            output::size(s.bytes_added),
+            s.objects_added,
+            b.seconds
+        ));
+    }
+    Ok(())
+}
+
+/// Back up the board on `port` (one session) and return what happened,
+/// printing nothing but warnings. An unchanged board adds no snapshot
+/// unless `a.allow_empty`. Also used by `belay watch`, once per plug-in.
+pub fn backup_board(
+    out: &Ctx,
+    repo: &Repo,
+    a: &BackupArgs,
+    port: &str,
+    baud: u32,
+    who: Who,
+) -> Result<BoardBackup> {
     let started = Instant::now();
     let cache = open_cache(out, repo);
     // Ctrl-C ends the session cleanly (no snapshot, board left in its REPL).
@@ -295,7 +395,7 @@ pub fn backup(
         user: who.user,
         time_ns: who.time_ns,
         skip_unreadable: false,
-        skip_if_unchanged: false,
+        skip_if_unchanged: !a.allow_empty,
     };
     out.note(format!(
         "{label}: listing{} its files…",
@@ -344,65 +444,23 @@ pub fn backup(
             eprintln!("warning: {w}");
         }
     }
-    let s = &report.summary;
-    let doc = json!({
-        "snapshot": report.snapshot.to_hex(),
-        "parent": report.parent.map(|p| p.to_hex()),
-        "source": name,
-        "board": label,
-        "files": s.files,
-        "dirs": s.dirs,
-        "bytes": s.bytes,
-        "files_read": s.files_read,
-        "files_unchanged": report.files_unchanged,
-        "objects_repaired": report.objects_repaired,
-        "files_known": report.files_known,
-        "bytes_read": s.bytes_read,
-        "bytes_added": s.bytes_added,
-        "objects_added": s.objects_added,
-        "bytes_transferred": transferred,
-        "files_hashed": files_hashed,
-        "bytes_hashed": bytes_hashed,
-        "wire_bytes": wire_total,
-        "deflate": deflate_used,
-        "warnings": report.warnings,
-        "seconds": started.elapsed().as_secs_f64(),
-    });
-    crate::journal::note(&doc);
-    if out.json {
-        print_json(&doc)?;
-    } else {
-        out.info(format!(
-            "snapshot {} saved for {name} ({label}){}",
-            report.snapshot.short(),
-            report
-                .parent
-                .map(|p| format!(", parent {}", p.short()))
-                .unwrap_or_default()
-        ));
-        out.info(format!(
-            "  {} files, {} dirs, {} in total; {} files pulled ({}), {} unchanged",
-            s.files,
-            s.dirs,
-            output::size(s.bytes),
-            s.files_read,
-            output::size(transferred),
-            report.files_unchanged
-        ));
-        out.info(format!(
-            "  {} on the line, added {} in {} objects, {:.2}s",
-            output::size(wire_total),
-            output::size(s.bytes_added),
-            s.objects_added,
-            started.elapsed().as_secs_f64()
-        ));
-    }
-    if let Some(c) = &cache
+    if report.committed
+        && let Some(c) = &cache
         && let Err(e) = c.index_snapshot(repo, &report.snapshot)
     {
         out.warn(format!("{e}"));
     }
-    Ok(())
+    Ok(BoardBackup {
+        report,
+        name,
+        label,
+        transferred,
+        wire_total,
+        files_hashed,
+        bytes_hashed,
+        deflate: deflate_used,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn deflate_choice(a: &BackupArgs) -> Option<bool> {

@@ -25,6 +25,9 @@ pub struct Config {
     pub boards: BTreeMap<String, BoardAlias>,
     #[serde(default)]
     pub backup: BackupDefaults,
+    /// What `belay watch` looks for when neither `--port` nor `--usb` is given.
+    #[serde(default)]
+    pub watch: WatchDefaults,
     /// Retention per source name; `"*"` for every source without its own.
     #[serde(default)]
     pub retention: BTreeMap<String, Retention>,
@@ -47,6 +50,17 @@ pub struct BackupDefaults {
     /// gitignore-style globs left out of every backup (before `--exclude`).
     #[serde(default)]
     pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchDefaults {
+    /// USB ids, `VID` or `VID:PID` in hex.
+    #[serde(default)]
+    pub usb: Vec<String>,
+    /// Paths or globs of ports (e.g. udev links under /dev/serial/by-id).
+    #[serde(default)]
+    pub port: Vec<String>,
 }
 
 /// A count: a number or `"unlimited"`.
@@ -205,6 +219,13 @@ impl Config {
                 with_defaults(&mut a.excludes);
             }
             Command::Restore(a) => a.to = self.location(&a.to, false),
+            Command::Watch(a) => {
+                with_defaults(&mut a.excludes);
+                if a.ports.is_empty() && a.usb.is_empty() {
+                    a.ports = self.watch.port.clone();
+                    a.usb = self.watch.usb.clone();
+                }
+            }
             Command::Diff(a) => {
                 a.from = self.location(&a.from, false);
                 if let Some(to) = &mut a.to {

@@ -28,6 +28,7 @@ pub fn kind_of(c: &Command) -> Option<&'static str> {
         Command::Migrate => "migrate",
         Command::Tag(a) if a.name.is_some() => "tag",
         Command::Import(_) => "import",
+        Command::Rename { .. } => "rename",
         _ => return None,
     })
 }
@@ -46,14 +47,27 @@ pub fn note(v: &Value) {
 /// Write the entry for this run. A failure to write it is a warning: the
 /// operation itself is done.
 pub fn finish(repo_path: &Path, kind: &str, error: Option<&str>, quiet: bool) {
-    let Ok(repo) = Repo::open(repo_path) else {
-        return; // no repository, nothing to journal
-    };
-    let mut details = NOTES
+    let details = NOTES
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .unwrap_or_default();
+    write(repo_path, kind, details, error, quiet);
+}
+
+/// Write one entry of `kind` with `details` (a command's `--json`
+/// document): for commands that do several operations in one run, as
+/// `belay watch` backs up many boards.
+pub fn write(
+    repo_path: &Path,
+    kind: &str,
+    mut details: Map<String, Value>,
+    error: Option<&str>,
+    quiet: bool,
+) {
+    let Ok(repo) = Repo::open(repo_path) else {
+        return; // no repository, nothing to journal
+    };
     let source = details
         .remove("source")
         .and_then(|v| v.as_str().map(str::to_string));

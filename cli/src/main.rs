@@ -139,3 +139,30 @@ pub(crate) fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
         set
     }
 }
+
+/// Take `signals` away from every thread started after this call and run
+/// `handler` on a thread of its own each time one arrives (in order, one at
+/// a time). Call it before any thread starts, so that every thread inherits
+/// the blocked mask and the signal reaches only the waiting thread.
+pub(crate) fn on_signals(
+    signals: &[libc::c_int],
+    mut handler: impl FnMut(libc::c_int) + Send + 'static,
+) {
+    let set = signal_set(signals);
+    // SAFETY: plain libc calls on an initialised signal set.
+    unsafe {
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+    }
+    std::thread::spawn(move || {
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: as above; sig is a valid out-pointer.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            handler(sig);
+        }
+    });
+}

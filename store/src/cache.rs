@@ -35,6 +35,8 @@ pub struct Cache {
     /// Whether the `objects` table has any row: 0 unknown, 1 empty, 2 not
     /// empty (an empty table answers every lookup without a query).
     pub(crate) objects_state: std::sync::atomic::AtomicU8,
+    /// The repository whose renames (rename.rs) catalogued snapshots get.
+    pub(crate) repo_root: Option<PathBuf>,
 }
 
 /// The cache directory root (without the repository id), from the
@@ -67,7 +69,8 @@ impl Cache {
                 reason: "the cache must not be inside the repository (it may be on a share); choose another BELAY_CACHE_DIR".into(),
             });
         }
-        let cache = Cache::open_at(&dir.join("cache.sqlite"))?;
+        let mut cache = Cache::open_at(&dir.join("cache.sqlite"))?;
+        cache.repo_root = Some(repo.root().to_path_buf());
         cache.sync_generation(crate::session::generation(repo)?)?;
         cache.sync_copy(repo)?;
         cache.apply_distrust(&dir)?;
@@ -194,6 +197,7 @@ impl Cache {
             path: path.to_path_buf(),
             pending_files: Mutex::new(Vec::new()),
             objects_state: std::sync::atomic::AtomicU8::new(0),
+            repo_root: None,
         })
     }
 

@@ -361,7 +361,11 @@ impl Cache {
             .optional()
             .ok()
             .flatten()?;
-        Snapshot::decode(&blob).ok()
+        let mut s = Snapshot::decode(&blob).ok()?;
+        if let Some(root) = &self.repo_root {
+            crate::rename::apply(root, id, &mut s);
+        }
+        Some(s)
     }
 
     /// Add snapshots to the catalogue.
@@ -396,13 +400,18 @@ impl Cache {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
             })
             .map_err(|e| self.err(e))?;
+        let names = self.repo_root.as_deref().map(crate::rename::names);
         let mut out = HashMap::new();
         for row in rows {
             let (id, blob) = row.map_err(|e| self.err(e))?;
-            let (Ok(id), Ok(s)) = (<[u8; 32]>::try_from(id.as_slice()), Snapshot::decode(&blob))
+            let (Ok(id), Ok(mut s)) =
+                (<[u8; 32]>::try_from(id.as_slice()), Snapshot::decode(&blob))
             else {
                 continue;
             };
+            if let Some(names) = &names {
+                crate::rename::apply_from(names, &ObjectId(id), &mut s);
+            }
             out.insert(ObjectId(id), s);
         }
         Ok(out)

@@ -34,6 +34,7 @@ pub mod object;
 pub mod pack;
 pub mod packed;
 pub mod path;
+pub mod rename;
 pub mod repack;
 pub mod repair;
 pub mod repo;

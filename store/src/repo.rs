@@ -562,11 +562,14 @@ impl Repo {
 
     pub fn read_snapshot(&self, id: &ObjectId) -> Result<Snapshot> {
         let raw = self.read_object(id, ObjectKind::Snapshot)?;
-        Snapshot::decode(&raw).map_err(|reason| Error::CorruptObject {
+        let mut snap = Snapshot::decode(&raw).map_err(|reason| Error::CorruptObject {
             id: id.to_hex(),
             path: self.object_path(id),
             reason,
-        })
+        })?;
+        // A renamed history's snapshots carry its new name (format.md §13).
+        crate::rename::apply(self.root(), id, &mut snap);
+        Ok(snap)
     }
 
     pub fn write_tree(&self, tree: &Tree) -> Result<(ObjectId, WriteOutcome)> {

@@ -104,6 +104,136 @@ pub fn list() -> std::io::Result<Vec<Device>> {
     Ok(out)
 }
 
+/// A USB vendor id, and optionally a product id, that `belay watch`
+/// treats as a board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsbId {
+    pub vid: u16,
+    pub pid: Option<u16>,
+}
+
+impl UsbId {
+    /// `2e8a`, `0x2e8a` or `2e8a:0005` (hex).
+    pub fn parse(s: &str) -> Result<UsbId, String> {
+        let hex = |t: &str| {
+            let t = t.trim();
+            let t = t
+                .strip_prefix("0x")
+                .or_else(|| t.strip_prefix("0X"))
+                .unwrap_or(t);
+            (!t.is_empty() && t.len() <= 4)
+                .then(|| u16::from_str_radix(t, 16).ok())
+                .flatten()
+        };
+        let bad = || {
+            format!(
+                "{s:?}: give a USB vendor id in hex, optionally with a product id, e.g. 2e8a or 2e8a:0005"
+            )
+        };
+        match s.split_once(':') {
+            Some((v, p)) => Ok(UsbId {
+                vid: hex(v).ok_or_else(bad)?,
+                pid: Some(hex(p).ok_or_else(bad)?),
+            }),
+            None => Ok(UsbId {
+                vid: hex(s).ok_or_else(bad)?,
+                pid: None,
+            }),
+        }
+    }
+
+    pub fn matches(&self, d: &Device) -> bool {
+        d.vid == Some(self.vid) && self.pid.is_none_or(|p| d.pid == Some(p))
+    }
+}
+
+impl std::fmt::Display for UsbId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pid {
+            Some(p) => write!(f, "{:04x}:{p:04x}", self.vid),
+            None => write!(f, "{:04x}", self.vid),
+        }
+    }
+}
+
+/// The USB vendors whose serial ports `belay watch` backs up by default:
+/// MicroPython's own boards (native USB) and the USB-serial bridges most
+/// ESP32/ESP8266 boards carry.
+pub const WATCH_DEFAULT_USB: [UsbId; 7] = [
+    UsbId {
+        vid: 0x2e8a,
+        pid: None,
+    }, // Raspberry Pi RP2040 / RP2350
+    UsbId {
+        vid: 0x303a,
+        pid: None,
+    }, // Espressif native USB
+    UsbId {
+        vid: 0xf055,
+        pid: None,
+    }, // MicroPython
+    UsbId {
+        vid: 0x239a,
+        pid: None,
+    }, // Adafruit
+    UsbId {
+        vid: 0x10c4,
+        pid: None,
+    }, // Silicon Labs CP210x
+    UsbId {
+        vid: 0x1a86,
+        pid: None,
+    }, // WCH CH34x
+    UsbId {
+        vid: 0x0403,
+        pid: None,
+    }, // FTDI
+];
+
+/// The paths matching `pattern`, a path whose components may hold glob
+/// characters (`*`, `?`, `[...]`, `{a,b}`), e.g.
+/// `/dev/serial/by-id/usb-MicroPython*` or `/dev/ttyACM*`, in name order.
+/// Only existing paths are returned (a symlink counts when its target
+/// exists: a udev link to an unplugged board dangles or is gone).
+pub fn glob_paths(pattern: &str) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::path::{Component, PathBuf};
+    let is_glob = |c: &str| c.contains(['*', '?', '[', '{']);
+    let mut found = vec![PathBuf::new()];
+    for comp in std::path::Path::new(pattern).components() {
+        let text = comp.as_os_str().to_string_lossy();
+        if !matches!(comp, Component::Normal(_)) || !is_glob(&text) {
+            for p in &mut found {
+                p.push(comp);
+            }
+            continue;
+        }
+        let m = globset::GlobBuilder::new(&text)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("{pattern:?}: {e}"))?
+            .compile_matcher();
+        let mut next = Vec::new();
+        for dir in &found {
+            let list = if dir.as_os_str().is_empty() {
+                std::fs::read_dir(".")
+            } else {
+                std::fs::read_dir(dir)
+            };
+            let Ok(list) = list else { continue };
+            for e in list.flatten() {
+                if m.is_match(e.file_name()) {
+                    next.push(dir.join(e.file_name()));
+                }
+            }
+        }
+        found = next;
+    }
+    let mut out: Vec<PathBuf> = found.into_iter().filter(|p| p.exists()).collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// How many write frames may be in flight to a board on `port`: more than
 /// one only where USB flow control holds what the board has not read yet.
 pub fn write_window(port: &str) -> usize {
@@ -126,5 +256,35 @@ mod tests {
         assert!(classify(0x2e8a, 0x0005).unwrap().1);
         assert!(classify(0x10c4, 0xea60).unwrap().2);
         assert!(classify(0x1234, 0x5678).is_none());
+    }
+
+    #[test]
+    fn usb_ids() {
+        assert_eq!(
+            UsbId::parse("0x2E8A:0005"),
+            Ok(UsbId {
+                vid: 0x2e8a,
+                pid: Some(5)
+            })
+        );
+        assert_eq!(UsbId::parse("303a").unwrap().to_string(), "303a");
+        assert!(UsbId::parse("pico").is_err());
+        assert!(UsbId::parse("12345").is_err());
+    }
+
+    #[test]
+    fn globs_match_existing_paths_only() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("usb-MicroPython_a"), "").unwrap();
+        std::fs::write(d.path().join("usb-Other"), "").unwrap();
+        std::os::unix::fs::symlink(d.path().join("gone"), d.path().join("usb-MicroPython_b"))
+            .unwrap();
+        let pat = format!("{}/usb-MicroPython*", d.path().display());
+        assert_eq!(
+            glob_paths(&pat).unwrap(),
+            vec![d.path().join("usb-MicroPython_a")]
+        );
+        let plain = format!("{}/usb-Other", d.path().display());
+        assert_eq!(glob_paths(&plain).unwrap().len(), 1);
     }
 }

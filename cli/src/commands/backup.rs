@@ -52,30 +52,18 @@ fn backup_meta(a: &BackupArgs) -> Result<Vec<(String, String)>> {
 /// usual exit status (130 for Ctrl-C), removing its session file first (a
 /// signal runs no destructor). Nothing is committed after that: an
 /// interrupted backup is as safe as a crashed one. Called before any
-/// thread starts, so that every thread inherits the blocked mask and the
-/// signal reaches only the waiting thread.
+/// thread starts (see [`crate::on_signals`]).
 fn end_on_signals() {
-    let set = crate::signal_set(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
-    // SAFETY: plain libc calls on an initialised signal set.
-    unsafe {
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return;
-        }
-        std::thread::spawn(move || {
-            let mut sig: libc::c_int = 0;
-            if libc::sigwait(&set, &mut sig) != 0 {
-                return;
-            }
-            belay_store::session::remove_own_files();
-            let name = match sig {
-                libc::SIGINT => "Ctrl-C",
-                libc::SIGTERM => "SIGTERM",
-                _ => "SIGHUP",
-            };
-            eprintln!("error: backup interrupted by {name}: no snapshot was saved");
-            std::process::exit(128 + sig);
-        });
-    }
+    crate::on_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP], |sig| {
+        belay_store::session::remove_own_files();
+        let name = match sig {
+            libc::SIGINT => "Ctrl-C",
+            libc::SIGTERM => "SIGTERM",
+            _ => "SIGHUP",
+        };
+        eprintln!("error: backup interrupted by {name}: no snapshot was saved");
+        std::process::exit(128 + sig);
+    });
 }
 
 /// The history a folder goes into without `--name`: its last component,
@@ -88,8 +76,25 @@ fn folder_name(
     source: &DirSource,
 ) -> Result<String> {
     use belay_store::source::Source;
-    let name = source.default_name();
-    let Some(head) = repo.read_ref(belay_store::repo::RefKind::Head, &name)? else {
+    let mut name = source.default_name();
+    let mut head = repo.read_ref(belay_store::repo::RefKind::Head, &name)?;
+    // A history renamed with `belay rename` continues under its new name.
+    if head.is_none()
+        && let Some(renamed) = belay_store::rename::renamed_to(repo.root(), &name)
+        && let Some(h) = repo.read_ref(belay_store::repo::RefKind::Head, &renamed)?
+    {
+        let here = source.location();
+        let at = |id| {
+            cache
+                .and_then(|c| c.catalogued(id))
+                .or_else(|| repo.read_snapshot(id).ok())
+        };
+        if at(&h).is_some_and(|s| s.location == here) {
+            name = renamed;
+            head = Some(h);
+        }
+    }
+    let Some(head) = head else {
         return Ok(name);
     };
     let snap = match cache.and_then(|c| c.catalogued(&head)) {

@@ -37,7 +37,7 @@ enum NewSide<'a> {
 }
 
 /// A folder or board named on the command line, if `arg` is one.
-fn live_location(repo: &Repo, arg: &str) -> Option<Location> {
+pub(crate) fn live_location(repo: &Repo, arg: &str) -> Option<Location> {
     if arg.starts_with("dir:") || arg.starts_with("serial:") {
         return Location::parse(arg).ok();
     }

@@ -54,6 +54,21 @@ fn scope(repo: &Repo, a: &FindArgs) -> Result<Vec<(ObjectId, Snapshot)>> {
     Ok(out)
 }
 
+/// A compiled glob and whether it matches names (no `/`) or whole paths.
+type Glob = (globset::GlobMatcher, bool);
+
+fn glob_matches(glob: &Option<Glob>, path: &[u8], name: &[u8]) -> bool {
+    glob.as_ref().is_none_or(|(m, by_name)| {
+        let subject = if *by_name { name } else { path };
+        m.is_match(bpath::display(subject).as_str())
+    })
+}
+
+fn hash_matches(hash: &Option<String>, sha256: Option<&[u8; 32]>) -> bool {
+    hash.as_ref()
+        .is_none_or(|h| sha256.is_some_and(|s| hex::encode(s).starts_with(h.as_str())))
+}
+
 pub(crate) fn find(ctx: &Ctx, repo: &Repo, a: FindArgs) -> Result<()> {
     let glob = match &a.glob {
         Some(g) => {
@@ -79,22 +94,29 @@ pub(crate) fn find(ctx: &Ctx, repo: &Repo, a: FindArgs) -> Result<()> {
         }
         None => None,
     };
+    if let Some(loc) = a
+        .source
+        .as_deref()
+        .and_then(|s| super::diff::live_location(repo, s))
+    {
+        if a.all {
+            bail!(
+                "--all searches every snapshot of a source; {} is a live folder or board: leave out --all",
+                a.source.as_deref().unwrap_or_default()
+            );
+        }
+        return find_live(ctx, repo, loc, &glob, &hash);
+    }
     let matcher = |p: &[u8], e: &TreeEntry| -> bool {
-        if let Some((m, by_name)) = &glob {
-            let subject = if *by_name { &e.name[..] } else { p };
-            let text = bpath::display(subject);
-            if !m.is_match(text.as_str()) {
-                return false;
-            }
-        }
-        if let Some(h) = &hash {
-            match &e.node {
-                Node::File { sha256, .. } => hex::encode(sha256).starts_with(h.as_str()),
-                _ => false,
-            }
-        } else {
-            true
-        }
+        glob_matches(&glob, p, &e.name)
+            && (hash.is_none()
+                || hash_matches(
+                    &hash,
+                    match &e.node {
+                        Node::File { sha256, .. } => Some(sha256),
+                        _ => None,
+                    },
+                ))
     };
     let snapshots = scope(repo, &a)?;
     let mut finder = Finder::new(repo, &matcher);
@@ -167,6 +189,121 @@ pub(crate) fn find(ctx: &Ctx, repo: &Repo, a: FindArgs) -> Result<()> {
             s.source,
             id.short(),
             output::time_ns(s.time_ns),
+            size,
+            what,
+            p
+        )?;
+    }
+    Ok(())
+}
+
+/// `find --source dir:PATH|serial:PORT`: search what a folder or a board
+/// holds now (a board hashes the matching files itself).
+fn find_live(
+    ctx: &Ctx,
+    repo: &Repo,
+    loc: belay_transport::Location,
+    glob: &Option<Glob>,
+    hash: &Option<String>,
+) -> Result<()> {
+    use belay_store::source::{Source, SourceKind};
+    use belay_transport::Location;
+    let search = |src: &dyn Source| -> Result<Vec<Value>> {
+        let mut entries = src.walk(&mut |w| ctx.warn(w))?;
+        entries.retain(|e| {
+            let name = e.path.rsplit(|&b| b == b'/').next().unwrap_or(&e.path);
+            glob_matches(glob, &e.path, name) && (hash.is_none() || e.kind == SourceKind::File)
+        });
+        entries.sort_by(|x, y| x.path.cmp(&y.path));
+        // The SHA-256 of every matching file: computed by a board itself,
+        // read here from a folder.
+        let files: Vec<&[u8]> = entries
+            .iter()
+            .filter(|e| e.kind == SourceKind::File)
+            .map(|e| e.path.as_slice())
+            .collect();
+        let sums = match src.hashes(&files)? {
+            Some(s) => s,
+            None => files
+                .iter()
+                .map(|p| belay_store::diff::hash_file(src, p).map(|h| h.0))
+                .collect::<std::io::Result<Vec<_>>>()?,
+        };
+        let mut sums = sums.into_iter();
+        let location = src.location();
+        let mut rows = Vec::new();
+        for e in &entries {
+            let sha = (e.kind == SourceKind::File).then(|| sums.next()).flatten();
+            if !hash_matches(hash, sha.as_ref()) {
+                continue;
+            }
+            let mut v = json!({
+                "source": location,
+                "location": location,
+                "snapshot": null,
+                "time": null,
+                "live": true,
+                "path": bpath::display(&e.path),
+                "type": match e.kind {
+                    SourceKind::File => "file",
+                    SourceKind::Dir => "dir",
+                    SourceKind::Symlink { .. } => "symlink",
+                },
+                "size": (e.kind != SourceKind::Dir).then_some(e.size),
+                "sha256": sha.map(hex::encode),
+            });
+            if let SourceKind::Symlink { target } = &e.kind {
+                v["target"] = json!(bpath::display(target));
+            }
+            rows.push(v);
+        }
+        Ok(rows)
+    };
+    let rows = match loc {
+        Location::Dir(dir) => {
+            let mut source = belay_transport::dir::DirSource::new(&dir, Vec::new(), false)
+                .map_err(|e| anyhow!("cannot read {}: {e}", dir.display()))?;
+            source.skip_path(repo.root());
+            search(&source)?
+        }
+        Location::Serial { port, baud } => {
+            crate::board::with_source(ctx, &port, baud, |b| search(b))?
+        }
+    };
+    if ctx.json {
+        print_json(&Value::Array(rows))?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        if !ctx.quiet {
+            eprintln!("nothing found");
+        }
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for r in &rows {
+        let size = r["size"].as_u64().map(output::size).unwrap_or("-".into());
+        let what = match r["type"].as_str() {
+            Some("dir") => "dir         ".to_string(),
+            Some("symlink") => "link        ".to_string(),
+            _ => r["sha256"]
+                .as_str()
+                .map(|s| s[..12].to_string())
+                .unwrap_or_default(),
+        };
+        let mut p = r["path"].as_str().unwrap_or_default().to_string();
+        match r["type"].as_str() {
+            Some("dir") => p.push('/'),
+            Some("symlink") => {
+                p.push_str(" -> ");
+                p.push_str(r["target"].as_str().unwrap_or_default());
+            }
+            _ => {}
+        }
+        writeln!(
+            out,
+            "{}  live  {:>10}  {}  {}",
+            r["source"].as_str().unwrap_or_default(),
             size,
             what,
             p

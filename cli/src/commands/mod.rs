@@ -18,6 +18,7 @@ mod shell;
 mod sources;
 mod stats;
 mod tags;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,7 +102,11 @@ fn dispatch(
         Command::Sources {
             action: Some(crate::args::SourcesAction::Rm { name, dry_run }),
         } => sources::remove(ctx, &open(&repo_path()?)?, &name, dry_run),
+        Command::Rename { old, new, force } => {
+            sources::rename(ctx, &open(&repo_path()?)?, &old, &new, force)
+        }
         Command::Devices => crate::board::devices(ctx),
+        Command::Watch(a) => watch::watch(ctx, &repo_path()?, a),
         Command::Diff(a) => return diff::diff(ctx, &open(&repo_path()?)?, a),
         Command::Tag(a) => tags::tag(ctx, &open(&repo_path()?)?, a),
         Command::Tags => tags::list(ctx, &open(&repo_path()?)?),
@@ -116,6 +121,7 @@ fn dispatch(
 }
 
 /// Output settings every command shares.
+#[derive(Clone, Copy)]
 pub(crate) struct Ctx {
     pub json: bool,
     pub quiet: bool,

@@ -167,3 +167,39 @@ pub(crate) fn remove(ctx: &Ctx, repo: &Repo, name: &str, dry_run: bool) -> Resul
     }
     Ok(())
 }
+
+/// `belay rename OLD NEW`: the history OLD continues as NEW (format.md §14).
+pub(crate) fn rename(ctx: &Ctx, repo: &Repo, old: &str, new: &str, force: bool) -> Result<()> {
+    let r = belay_store::rename::rename(
+        repo,
+        old,
+        new,
+        force,
+        &super::username(),
+        &super::hostname(),
+    )?;
+    let doc = serde_json::json!({
+        "old": old,
+        "new": new,
+        "source": new,
+        "snapshots": r.snapshots.len(),
+        "head": r.head.to_hex(),
+        "merged": r.merged,
+    });
+    crate::journal::note(&doc);
+    if ctx.json {
+        print_json(&doc)?;
+    } else {
+        ctx.info(format!(
+            "renamed {old} to {new}: {} snapshots{}; head {}",
+            r.snapshots.len(),
+            if r.merged {
+                format!(" joined {new}'s history")
+            } else {
+                String::new()
+            },
+            r.head.short()
+        ));
+    }
+    Ok(())
+}
