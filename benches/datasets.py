@@ -273,7 +273,9 @@ def mutate(root, seed):
         os.remove(p)
     t = BASE_MTIME + DAY
     for i in range(5):
-        p = os.path.join(root, "added", f"new_{i}.{rng.choice(['py', 'bin'])}")
+        # Named by the seed, so that daily mutations (benches/year_of_board.sh)
+        # keep the number of files steady instead of rewriting the same five.
+        p = os.path.join(root, "added", f"new_{seed}_{i}.{rng.choice(['py', 'bin'])}")
         os.makedirs(os.path.dirname(p), exist_ok=True)
         data = py_source(rng, rng.randint(2000, 30000)) if p.endswith(".py") else rng.randbytes(
             rng.randint(10_000, 300_000))

@@ -64,7 +64,13 @@ fn main() {
             });
             i += count;
         }
-        belay_store::packed::write_index(&root, Vec::new(), packs, 3).unwrap();
+        belay_store::packed::write_index(
+            &belay_store::storage::LocalFs::new(&root),
+            Vec::new(),
+            packs,
+            3,
+        )
+        .unwrap();
         indexes += 1;
     }
     let index_bytes: u64 = std::fs::read_dir(root.join("index"))

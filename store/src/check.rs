@@ -15,14 +15,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::atomic::TEMP_PREFIX;
 use crate::error::{Error, Result};
 use crate::gc::{self, Progress};
 use crate::id::ObjectId;
-use crate::object::{HEADER_LEN, Header, ObjectKind};
+use crate::object::ObjectKind;
 use crate::path;
 use crate::repo::Repo;
 use crate::tree::{MAX_DEPTH, Node};
@@ -240,50 +239,19 @@ impl Checker<'_> {
             }
             return Ok(header.raw_len);
         }
-        let path = self.repo.loose_path(id);
-        let missing = || Error::MissingObject {
-            id: id.to_hex(),
-            path: path.clone(),
+        // The loose file: header and length (one stat and one small read).
+        let Some((header, _)) = self.repo.loose_header(id)? else {
+            return Err(Error::MissingObject {
+                id: id.to_hex(),
+                path: self.repo.loose_path(id),
+            });
         };
-        let corrupt = |reason: String| Error::CorruptObject {
-            id: id.to_hex(),
-            path: path.clone(),
-            reason,
-        };
-        let mut f = match crate::repo::open_regular(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
-        if len == 0 {
-            return Err(missing());
-        }
-        let mut h = [0u8; HEADER_LEN];
-        if len < HEADER_LEN as u64 {
-            return Err(corrupt(format!(
-                "truncated: {len} bytes, shorter than the header"
-            )));
-        }
-        f.read_exact(&mut h).map_err(|e| Error::io(&path, e))?;
-        let header = Header::decode(&h).map_err(corrupt)?;
         if header.kind != ObjectKind::Chunk {
             return Err(Error::WrongKind {
                 id: id.to_hex(),
                 found: header.kind.name(),
                 expected: "chunk",
             });
-        }
-        let want = HEADER_LEN as u64 + header.stored_len;
-        if len < want {
-            return Err(corrupt(format!(
-                "truncated: {} payload bytes of {}",
-                len - HEADER_LEN as u64,
-                header.stored_len
-            )));
-        }
-        if len > want {
-            return Err(corrupt(format!("{} bytes after the payload", len - want)));
         }
         Ok(header.raw_len)
     }
@@ -319,15 +287,12 @@ impl Checker<'_> {
     /// (read-data) hashes to its name and holds the footer the index
     /// repeats (warnings if not). Returns the listed packs.
     fn packs(&mut self) -> Result<HashSet<ObjectId>> {
-        let root = self.repo.root().to_path_buf();
-        let dir = root.join(crate::packed::INDEX_DIR);
+        let storage = self.repo.storage().clone();
         let mut indexes = Vec::new();
-        for (name, path) in crate::repo::dir_entries(&dir)? {
-            let Some(id) = ObjectId::from_hex(&name) else {
-                continue;
-            };
+        for (id, _) in crate::packed::list_indexes(&*storage)? {
             self.report.indexes += 1;
-            match crate::packed::read_index_file(&path, &id) {
+            let path = storage.locate(&crate::storage::index_key(&id));
+            match crate::packed::read_index_file(&*storage, &id) {
                 Ok(ix) => indexes.push((id, ix)),
                 Err(Error::MissingObject { .. }) => {} // deleted by a gc meanwhile
                 Err(e) => {
@@ -354,10 +319,10 @@ impl Checker<'_> {
         for (id, p) in &current {
             self.progress.objects(1);
             self.report.packs += 1;
-            let path = crate::packed::object_file_path(&root, id);
-            let size = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(_) => {
+            let path = storage.locate(&crate::storage::object_key(id));
+            let size = match storage.stat(&crate::storage::object_key(id)) {
+                Ok(Some(m)) => m.size,
+                _ => {
                     self.report.pack_warnings.push(format!(
                         "pack {id} is missing ({} objects; {})",
                         p.entries.len(),
@@ -377,7 +342,7 @@ impl Checker<'_> {
             if !matches!(self.read_data, ReadData::All) {
                 continue;
             }
-            let problem = match crate::repack::read_pack_file(&path) {
+            let problem = match crate::repack::read_pack_file(&*storage, id) {
                 Ok((bytes, entries)) => {
                     if ObjectId::compute(ObjectKind::Pack, &bytes) != *id {
                         Some("its content does not match its name".to_string())
@@ -700,7 +665,7 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
             }
             Ok(())
         },
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
     )?;
     c.report.unreferenced = unreferenced;
     Ok(c.report)

@@ -21,6 +21,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::repo::{RefKind, Repo};
 use crate::session::{self, DeletingMark, GcLock};
+use crate::storage::FileInfo;
 use crate::tree::Node;
 
 const LIST_MAGIC: &[u8] = b"belay-condemned 1\n";
@@ -260,44 +261,32 @@ fn stop(e: Error) -> Error {
 /// Visit every object file: `f(id, path, size)`; `.tmp-` files go to `tmp`.
 pub fn walk_objects(
     repo: &Repo,
-    f: &mut dyn FnMut(ObjectId, &Path, u64) -> Result<()>,
-    tmp: &mut dyn FnMut(&Path) -> Result<()>,
+    f: &mut dyn FnMut(ObjectId, &str, u64) -> Result<()>,
+    tmp: &mut dyn FnMut(&str, FileInfo) -> Result<()>,
 ) -> Result<()> {
-    let top = repo.root().join("objects");
-    let mut level1: Vec<PathBuf> = read_names(&top)?;
-    level1.sort();
-    for d1 in level1 {
-        if !d1.is_dir() {
-            continue;
-        }
-        let mut level2 = read_names(&d1)?;
-        level2.sort();
-        for d2 in level2 {
-            if !d2.is_dir() {
-                continue;
-            }
-            for e in fs::read_dir(&d2).at(&d2)? {
-                let e = e.at(&d2)?;
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                let path = e.path();
-                if name.starts_with(TEMP_PREFIX) {
-                    tmp(&path)?;
-                    continue;
-                }
-                let Some(id) = ObjectId::from_hex(&name) else {
-                    continue;
-                };
-                let size = match e.metadata() {
-                    Ok(m) => m.len(),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(path, e)),
-                };
-                f(id, &path, size)?;
-            }
-        }
+    let storage = repo.storage();
+    storage
+        .list("objects", &mut |key, info| {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            let call = if name.starts_with(TEMP_PREFIX) {
+                tmp(key, info)
+            } else if let Some(id) = ObjectId::from_hex(name) {
+                f(id, key, info.size)
+            } else {
+                Ok(())
+            };
+            call.map_err(|e| io::Error::other(Box::new(e)))
+        })
+        .map_err(|e| unwrap_store_error(e, &storage.locate("objects")))
+}
+
+/// An error raised by a callback inside a storage listing comes back as an
+/// `io::Error` wrapping it: give it back as it was.
+fn unwrap_store_error(e: io::Error, path: &Path) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return *e.into_inner().unwrap().downcast::<Error>().unwrap();
     }
-    Ok(())
+    Error::io(path, e)
 }
 
 fn read_names(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -457,12 +446,13 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     let mut new_condemned: Vec<ObjectId> = Vec::new();
     let mut oldest_pending: Option<SystemTime> = None;
     let mut temp_removed = 0u64;
-    let mut batch: Vec<(PathBuf, u64)> = Vec::new();
+    let mut batch: Vec<(String, u64)> = Vec::new();
+    let storage = repo.storage().clone();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(DELETE_THREADS)
         .build()
         .map_err(|e| Error::Unsafe(format!("cannot start threads: {e}")))?;
-    let mut visit = |id: ObjectId, path: &Path, size: u64| -> Result<()> {
+    let mut visit = |id: ObjectId, key: &str, size: u64| -> Result<()> {
         progress.objects(1);
         report.objects += 1;
         report.bytes += size;
@@ -477,13 +467,13 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
                 report.deleted_bytes += size;
                 return Ok(());
             }
-            batch.push((path.to_path_buf(), size));
+            batch.push((key.to_string(), size));
             // The first deletion alone (a test pause point follows it),
             // then in parallel batches: on a network share an unlink
             // is a round trip.
             let limit = if report.deleted_objects == 0 { 1 } else { 512 };
             if batch.len() >= limit {
-                let (n, b) = delete_batch(&pool, &mut batch)?;
+                let (n, b) = delete_batch(&pool, &*storage, &mut batch)?;
                 report.deleted_objects += n;
                 report.deleted_bytes += b;
                 if report.deleted_objects == n && n > 0 {
@@ -507,9 +497,12 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         }
         Ok(())
     };
-    let mut temp = |path: &Path| -> Result<()> {
-        if !opts.dry_run && session::age(path, now).is_some_and(|a| a > TEMP_MAX_AGE) {
-            let _ = fs::remove_file(path);
+    let mut temp = |key: &str, info: FileInfo| -> Result<()> {
+        let age = info
+            .mtime
+            .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO));
+        if !opts.dry_run && age.is_some_and(|a| a > TEMP_MAX_AGE) {
+            let _ = storage.delete(key);
             temp_removed += 1;
         }
         Ok(())
@@ -519,23 +512,29 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     // a stop between the two leaves packs no index lists, which the next
     // run condemns, rather than an index naming deleted packs.
     if let Some(plan) = &pack_plan {
-        for (name, path) in crate::repo::dir_entries(&repo.root().join(crate::packed::INDEX_DIR))? {
+        let mut index_files = Vec::new();
+        storage
+            .list(crate::packed::INDEX_DIR, &mut |key, info| {
+                index_files.push((key.to_string(), info));
+                Ok(())
+            })
+            .at(storage.locate(crate::packed::INDEX_DIR))?;
+        for (key, info) in index_files {
+            let name = key.rsplit('/').next().unwrap_or_default();
             if name.starts_with(TEMP_PREFIX) {
-                temp(&path)?;
+                temp(&key, info)?;
                 continue;
             }
-            let Some(id) = ObjectId::from_hex(&name) else {
+            let Some(id) = ObjectId::from_hex(name) else {
                 continue;
             };
-            if !plan.indexes.contains(&id) {
-                continue;
+            if plan.indexes.contains(&id) {
+                visit(id, &key, info.size)?;
             }
-            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            visit(id, &path, size)?;
         }
     }
     walk_objects(repo, &mut visit, &mut temp)?;
-    let (n, b) = delete_batch(&pool, &mut batch)?;
+    let (n, b) = delete_batch(&pool, &*storage, &mut batch)?;
     report.deleted_objects += n;
     report.deleted_bytes += b;
     let deleted_any = report.deleted_objects > 0 && !opts.dry_run;
@@ -611,7 +610,11 @@ const DELETE_THREADS: usize = 16;
 
 /// Delete a batch of object files in parallel; returns how many (and how
 /// many bytes) this call removed (already gone ones are not counted).
-fn delete_batch(pool: &rayon::ThreadPool, batch: &mut Vec<(PathBuf, u64)>) -> Result<(u64, u64)> {
+fn delete_batch(
+    pool: &rayon::ThreadPool,
+    storage: &dyn crate::storage::Storage,
+    batch: &mut Vec<(String, u64)>,
+) -> Result<(u64, u64)> {
     use rayon::prelude::*;
     if batch.is_empty() {
         return Ok((0, 0));
@@ -619,10 +622,10 @@ fn delete_batch(pool: &rayon::ThreadPool, batch: &mut Vec<(PathBuf, u64)>) -> Re
     let results: Vec<Result<Option<u64>>> = pool.install(|| {
         batch
             .par_iter()
-            .map(|(p, size)| match fs::remove_file(p) {
-                Ok(()) => Ok(Some(*size)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::io(p, e)),
+            .map(|(key, size)| match storage.delete(key) {
+                Ok(true) => Ok(Some(*size)),
+                Ok(false) => Ok(None),
+                Err(e) => Err(Error::io(storage.locate(key), e)),
             })
             .collect()
     });

@@ -45,6 +45,7 @@ pub mod session;
 pub mod snapshot;
 pub mod source;
 pub mod stats;
+pub mod storage;
 pub mod tags;
 pub mod timespec;
 pub mod tree;

@@ -7,23 +7,20 @@
 //! id, plus one pack-table row per pack.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::atomic::{self, Published, TEMP_PREFIX};
-use crate::error::{Error, IoContext, Result};
+use crate::atomic::Published;
+use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::object::{self, ObjectKind};
 use crate::pack::{IndexV1, IndexedEntry, IndexedPack, PACK_TARGET, PackBuilder};
+use crate::storage::{Storage, index_key, is_temp, object_key};
 
 pub const INDEX_DIR: &str = "index";
 /// Largest index object a reader accepts (envelope cap).
 const MAX_INDEX_FILE: u64 = (object::HEADER_LEN + crate::codec::MAX_PAYLOAD) as u64;
-/// Open pack files kept per handle.
-const OPEN_PACKS: usize = 64;
 
 /// One object's place in one pack.
 #[derive(Clone, Copy, Debug)]
@@ -106,15 +103,16 @@ struct Writing {
     appended: HashSet<ObjectId>,
     /// Packs written and not yet listed by an index object of this handle.
     unindexed: Vec<IndexedPack>,
-    /// Files to make durable at the next flush when there is no syncfs.
-    unsynced: Vec<PathBuf>,
+    /// Files to make durable at the next flush.
+    unsynced: Vec<String>,
 }
 
 pub struct Packed {
-    root: PathBuf,
+    storage: Arc<dyn Storage>,
     table: RwLock<Table>,
     writing: Mutex<Writing>,
-    open: Mutex<HashMap<u32, Arc<File>>>,
+    /// Packs whose size was checked against [`crate::pack::MAX_PACK`].
+    checked: Mutex<HashSet<u32>>,
 }
 
 /// The path of an object file (loose object or pack) named `id`.
@@ -126,33 +124,45 @@ pub fn object_file_path(root: &Path, id: &ObjectId) -> PathBuf {
 /// Every index object in `index/`: its id and decoded payload. Files that
 /// are not ids or are `.tmp-` are skipped; an unreadable one is an error
 /// naming it.
-pub fn read_indexes(root: &Path, skip: &HashSet<ObjectId>) -> Result<Vec<(ObjectId, IndexV1)>> {
+pub fn read_indexes(
+    storage: &dyn Storage,
+    skip: &HashSet<ObjectId>,
+) -> Result<Vec<(ObjectId, IndexV1)>> {
     let mut out = Vec::new();
-    for_each_index(root, skip, &mut |id, ix| {
+    for_each_index(storage, skip, &mut |id, ix| {
         out.push((id, ix));
         Ok(())
     })?;
     Ok(out)
 }
 
+/// The index objects' ids (one listing of `index/`).
+pub fn list_indexes(storage: &dyn Storage) -> Result<Vec<(ObjectId, u64)>> {
+    let mut out = Vec::new();
+    storage
+        .list(INDEX_DIR, &mut |key, info| {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            if let Some(id) = ObjectId::from_hex(name).filter(|_| !is_temp(key)) {
+                out.push((id, info.size));
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::io(storage.locate(INDEX_DIR), e))?;
+    out.sort();
+    Ok(out)
+}
+
 /// As [`read_indexes`], handing each index object to `f` as it is read.
 pub fn for_each_index(
-    root: &Path,
+    storage: &dyn Storage,
     skip: &HashSet<ObjectId>,
     f: &mut dyn FnMut(ObjectId, IndexV1) -> Result<()>,
 ) -> Result<()> {
-    let dir = root.join(INDEX_DIR);
-    for (name, path) in crate::repo::dir_entries(&dir)? {
-        if name.starts_with(TEMP_PREFIX) {
-            continue;
-        }
-        let Some(id) = ObjectId::from_hex(&name) else {
-            continue;
-        };
+    for (id, _) in list_indexes(storage)? {
         if skip.contains(&id) {
             continue;
         }
-        match read_index_file(&path, &id) {
+        match read_index_file(storage, &id) {
             Ok(ix) => f(id, ix)?,
             // Deleted by a gc between the listing and the read: it was
             // superseded by a consolidated index that the listing holds.
@@ -163,21 +173,23 @@ pub fn for_each_index(
     Ok(())
 }
 
-/// Read and verify one index object file.
-pub fn read_index_file(path: &Path, id: &ObjectId) -> Result<IndexV1> {
-    let bytes = match crate::repo::read_regular(path, MAX_INDEX_FILE) {
+/// Read and verify one index object.
+pub fn read_index_file(storage: &dyn Storage, id: &ObjectId) -> Result<IndexV1> {
+    let key = index_key(id);
+    let path = storage.locate(&key);
+    let bytes = match storage.read(&key, MAX_INDEX_FILE) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::MissingObject {
                 id: id.to_hex(),
-                path: path.to_path_buf(),
+                path,
             });
         }
         Err(e) => return Err(Error::io(path, e)),
     };
     let corrupt = |reason: String| Error::CorruptObject {
         id: id.to_hex(),
-        path: path.to_path_buf(),
+        path: path.clone(),
         reason,
     };
     let (header, raw) = object::decode_object(&bytes).map_err(corrupt)?;
@@ -187,43 +199,44 @@ pub fn read_index_file(path: &Path, id: &ObjectId) -> Result<IndexV1> {
     IndexV1::decode(&raw).map_err(corrupt)
 }
 
-/// Write an index object listing `packs` (sorted here); returns its id.
-/// Not durable until the caller syncs.
+/// Write an index object listing `packs` (sorted here); returns its id and
+/// key. Not durable until the caller syncs.
 pub fn write_index(
-    root: &Path,
+    storage: &dyn Storage,
     supersedes: Vec<ObjectId>,
     mut packs: Vec<IndexedPack>,
     level: i32,
-) -> Result<(ObjectId, PathBuf)> {
+) -> Result<(ObjectId, String)> {
     packs.sort_by_key(|p| p.pack);
     packs.dedup_by(|a, b| a.pack == b.pack);
     let ix = IndexV1 { supersedes, packs };
     let raw = ix.encode();
     let id = ObjectId::compute(ObjectKind::Index, &raw);
-    let dir = root.join(INDEX_DIR);
-    std::fs::create_dir_all(&dir).at(&dir)?;
-    let path = dir.join(id.to_hex());
+    let key = index_key(&id);
     let bytes = object::encode_object(ObjectKind::Index, &raw, level);
-    atomic::publish_new(&path, &bytes, false).at(&path)?;
-    Ok((id, path))
+    storage
+        .put_new(&key, &bytes, false)
+        .map_err(|e| Error::io(storage.locate(&key), e))?;
+    Ok((id, key))
 }
 
-/// Write a finished pack under `objects/`; returns what an index lists of it.
-pub fn write_pack(root: &Path, builder: PackBuilder) -> Result<(IndexedPack, PathBuf)> {
+/// Write a finished pack under `objects/`; returns what an index lists of
+/// it, and its key.
+pub fn write_pack(storage: &dyn Storage, builder: PackBuilder) -> Result<(IndexedPack, String)> {
     let (id, bytes, entries) = builder.finish();
-    let path = object_file_path(root, &id);
-    let dir = path.parent().expect("object path has a parent");
-    std::fs::create_dir_all(dir).at(dir)?;
-    match atomic::publish_new(&path, &bytes, false).at(&path)? {
+    let key = object_key(&id);
+    let io_err = |e| Error::io(storage.locate(&key), e);
+    match storage.put_new(&key, &bytes, false).map_err(io_err)? {
         Published::Created => {}
         // Same name, same bytes: another writer's copy, unless it is torn
         // or damaged (gc may rebuild exactly the pack a damaged one was):
         // then ours replaces it.
         Published::AlreadyExisted => {
-            let same = crate::repo::read_regular(&path, crate::pack::MAX_PACK)
+            let same = storage
+                .read(&key, crate::pack::MAX_PACK)
                 .is_ok_and(|existing| existing == bytes);
             if !same {
-                atomic::publish_replace(&path, &bytes).at(&path)?;
+                storage.put_replace(&key, &bytes).map_err(io_err)?;
             }
         }
     }
@@ -233,22 +246,22 @@ pub fn write_pack(root: &Path, builder: PackBuilder) -> Result<(IndexedPack, Pat
             size: bytes.len() as u64,
             entries: entries.iter().map(IndexedEntry::from_entry).collect(),
         },
-        path,
+        key,
     ))
 }
 
 impl Packed {
-    pub fn new(root: &Path) -> Packed {
+    pub fn new(storage: Arc<dyn Storage>) -> Packed {
         Packed {
-            root: root.to_path_buf(),
+            storage,
             table: RwLock::new(Table::default()),
             writing: Mutex::new(Writing::default()),
-            open: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashSet::new()),
         }
     }
 
     pub fn pack_path(&self, pack: &ObjectId) -> PathBuf {
-        object_file_path(&self.root, pack)
+        self.storage.locate(&object_key(pack))
     }
 
     /// Load the index objects on first use.
@@ -268,7 +281,7 @@ impl Packed {
         // forget or a concurrent backup needs (docs/format.md §13.4).
         // One index object decoded at a time, straight into the table.
         let mut added = false;
-        for_each_index(&self.root, &skip, &mut |id, ix| {
+        for_each_index(&*self.storage, &skip, &mut |id, ix| {
             let mut t = self.table.write().unwrap();
             t.files.insert(id);
             for p in &ix.packs {
@@ -296,29 +309,28 @@ impl Packed {
         self.table.read().unwrap().packs[row as usize]
     }
 
-    fn open_pack(&self, row: u32) -> io::Result<Arc<File>> {
-        if let Some(f) = self.open.lock().unwrap().get(&row) {
-            return Ok(f.clone());
+    /// Read `len` bytes at `offset` of pack `row`; a pack is checked once
+    /// per handle to be no larger than [`crate::pack::MAX_PACK`].
+    fn pack_range(&self, row: u32, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let key = object_key(&self.pack_of(row));
+        if !self.checked.lock().unwrap().contains(&row) {
+            let size = self
+                .storage
+                .stat(&key)?
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?
+                .size;
+            if size > crate::pack::MAX_PACK {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "pack of {size} bytes, larger than the {} a pack may be",
+                        crate::pack::MAX_PACK
+                    ),
+                ));
+            }
+            self.checked.lock().unwrap().insert(row);
         }
-        let path = self.pack_path(&self.pack_of(row));
-        let f = crate::repo::open_regular(&path)?;
-        let len = f.metadata()?.len();
-        if len > crate::pack::MAX_PACK {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "pack of {len} bytes, larger than the {} a pack may be",
-                    crate::pack::MAX_PACK
-                ),
-            ));
-        }
-        let f = Arc::new(f);
-        let mut open = self.open.lock().unwrap();
-        if open.len() >= OPEN_PACKS {
-            open.clear();
-        }
-        open.insert(row, f.clone());
-        Ok(f)
+        self.storage.read_range(&key, offset, len)
     }
 
     /// Does `id` exist in a pack file that is present (or in what this
@@ -331,10 +343,14 @@ impl Packed {
         }
         for attempt in 0..2 {
             for loc in self.locations(id)? {
-                let path = self.pack_path(&self.pack_of(loc.pack));
+                let key = object_key(&self.pack_of(loc.pack));
                 // Present and long enough to hold it (not cut short).
                 let end = loc.offset as u64 + loc.length as u64;
-                if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() >= end) {
+                if self
+                    .storage
+                    .stat(&key)
+                    .is_ok_and(|m| m.is_some_and(|m| m.size >= end))
+                {
                     return Ok(true);
                 }
             }
@@ -394,19 +410,12 @@ impl Packed {
     }
 
     fn read_at(&self, loc: &Loc, path: &Path) -> Result<Vec<u8>> {
-        let f = match self.open_pack(loc.pack) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::MissingObject {
-                    id: loc.id.to_hex(),
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        let mut buf = vec![0u8; loc.length as usize];
-        match f.read_exact_at(&mut buf, loc.offset as u64) {
-            Ok(()) => Ok(buf),
+        match self.pack_range(loc.pack, loc.offset as u64, loc.length as u64) {
+            Ok(buf) => Ok(buf),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::MissingObject {
+                id: loc.id.to_hex(),
+                path: path.to_path_buf(),
+            }),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::CorruptObject {
                 id: loc.id.to_hex(),
                 path: path.to_path_buf(),
@@ -507,7 +516,7 @@ impl Packed {
     }
 
     fn write_out(&self, builder: PackBuilder) -> Result<()> {
-        let (ip, path) = write_pack(&self.root, builder)?;
+        let (ip, path) = write_pack(&*self.storage, builder)?;
         self.table.write().unwrap().add_pack(&ip, true);
         let mut w = self.writing.lock().unwrap();
         w.unindexed.push(ip);
@@ -518,7 +527,7 @@ impl Packed {
     /// Write the open pack and one index object for every pack written
     /// since the last flush. Returns the files to make durable (none when
     /// nothing was written).
-    pub fn flush(&self, level: i32) -> Result<Vec<PathBuf>> {
+    pub fn flush(&self, level: i32) -> Result<Vec<String>> {
         let open = {
             let mut w = self.writing.lock().unwrap();
             w.building.clear();
@@ -538,7 +547,7 @@ impl Packed {
             )
         };
         if !packs.is_empty() {
-            let (id, path) = write_index(&self.root, Vec::new(), packs, level)?;
+            let (id, path) = write_index(&*self.storage, Vec::new(), packs, level)?;
             self.table.write().unwrap().files.insert(id);
             files.push(path);
         }
@@ -548,7 +557,7 @@ impl Packed {
     /// Forget what was loaded (after gc rewrote the index).
     pub fn reset(&self) {
         *self.table.write().unwrap() = Table::default();
-        self.open.lock().unwrap().clear();
+        self.checked.lock().unwrap().clear();
     }
 }
 
@@ -589,7 +598,8 @@ mod tests {
                 prop_assert!(again.has_object(id));
                 prop_assert_eq!(&again.read_object(id, ObjectKind::Chunk).unwrap(), b);
             }
-            for (_, ix) in super::read_indexes(&root, &Default::default()).unwrap() {
+            let storage = crate::storage::LocalFs::new(&root);
+            for (_, ix) in super::read_indexes(&storage, &Default::default()).unwrap() {
                 for p in ix.packs {
                     let bytes = std::fs::read(super::object_file_path(&root, &p.pack)).unwrap();
                     prop_assert_eq!(crate::id::ObjectId::compute(ObjectKind::Pack, &bytes), p.pack);

@@ -5,19 +5,15 @@
 //! through the same two-phase condemnation as loose objects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
-use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::gc::Progress;
 use crate::id::ObjectId;
 use crate::object::{self, HEADER_LEN, ObjectKind};
 use crate::pack::{IndexedPack, PACK_TARGET, PackBuilder};
-use crate::packed::{object_file_path, read_indexes, write_index, write_pack};
+use crate::packed::{read_indexes, write_index, write_pack};
 use crate::repo::Repo;
+use crate::storage::{Storage, object_key};
 
 /// A pack whose live objects take less than this share of it is repacked.
 pub const REPACK_BELOW_LIVE_PERCENT: u64 = 80;
@@ -69,9 +65,10 @@ pub fn plan(
     dry_run: bool,
     progress: &dyn Progress,
 ) -> Result<PackPlan> {
-    let root = repo.root();
+    let storage: &dyn Storage = &**repo.storage();
+    let root = storage;
     let mut plan = PackPlan::default();
-    let indexes = read_indexes(root, &HashSet::new())?;
+    let indexes = read_indexes(storage, &HashSet::new())?;
     plan.indexes = indexes.iter().map(|(id, _)| *id).collect();
     // The current view: index objects no other one supersedes, and the
     // packs they list. Superseded ones are garbage (their packs that are
@@ -100,7 +97,7 @@ pub fn plan(
     let mut packs: Vec<PackState> = Vec::new();
     let mut missing: Vec<IndexedPack> = Vec::new();
     for (id, info) in by_id {
-        if fs::metadata(object_file_path(root, &id)).is_ok_and(|m| m.is_file()) {
+        if storage.stat(&object_key(&id)).is_ok_and(|m| m.is_some()) {
             packs.push(PackState {
                 info,
                 raw_live: 0,
@@ -185,7 +182,7 @@ pub fn plan(
             }
             Ok(())
         },
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
     )?;
 
     let small: Vec<usize> = (0..packs.len())
@@ -203,7 +200,7 @@ pub fn plan(
     plan.packs_repacked = repack.len() as u64;
 
     let mut written: Vec<IndexedPack> = Vec::new();
-    let mut new_files: Vec<PathBuf> = Vec::new();
+    let mut new_files: Vec<String> = Vec::new();
     let mut repacked: HashSet<usize> = HashSet::new();
     let mut loose_packed: HashSet<ObjectId> = HashSet::new();
     if !dry_run && (!repack.is_empty() || !loose_live.is_empty()) {
@@ -240,10 +237,8 @@ pub fn plan(
             }
         }
         for (id, _) in &loose_live {
-            let path = object_file_path(root, id);
-            let Ok(bytes) =
-                crate::repo::read_regular(&path, (HEADER_LEN + crate::codec::MAX_PAYLOAD) as u64)
-            else {
+            let max = (HEADER_LEN + crate::codec::MAX_PAYLOAD) as u64;
+            let Ok(bytes) = storage.read(&object_key(id), max) else {
                 continue;
             };
             let Ok((header, raw)) = object::decode_object(&bytes) else {
@@ -305,14 +300,7 @@ pub fn plan(
         let (id, path) = write_index(root, supersedes, surviving, repo.config().compression.level)?;
         new_files.push(path);
         // Durable before anything it replaces may be condemned or deleted.
-        if !atomic::sync_filesystem(root).at(root)? {
-            for f in &new_files {
-                fs::File::open(f).and_then(|f| f.sync_all()).at(f)?;
-                if let Some(d) = f.parent() {
-                    atomic::fsync_dir(d).at(d)?;
-                }
-            }
-        }
+        storage.sync(&new_files).at(repo.root())?;
         plan.indexes_superseded = plan.indexes.len() as u64;
         plan.keep.insert(trunc(&id));
         plan.index_written = Some(id);
@@ -333,7 +321,7 @@ pub fn plan(
 /// with none, the pack cannot be repacked.
 #[allow(clippy::type_complexity)]
 fn read_verified(
-    root: &std::path::Path,
+    root: &dyn Storage,
     packs: &[PackState],
     pi: usize,
 ) -> std::result::Result<Vec<((ObjectId, ObjectKind), Vec<u8>)>, String> {
@@ -360,13 +348,12 @@ fn read_verified(
 
 #[allow(clippy::type_complexity)]
 fn read_envelope(
-    root: &std::path::Path,
+    storage: &dyn Storage,
     pack: &ObjectId,
     e: &crate::pack::IndexedEntry,
 ) -> std::result::Result<((ObjectId, ObjectKind), Vec<u8>), String> {
-    let f = crate::repo::open_regular(&object_file_path(root, pack)).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; e.length as usize];
-    f.read_exact_at(&mut buf, e.offset)
+    let buf = storage
+        .read_range(&object_key(pack), e.offset, e.length as u64)
         .map_err(|err| format!("reading {} at {}: {err}", e.id.short(), e.offset))?;
     let (header, raw) = object::decode_object(&buf).map_err(|r| format!("{}: {r}", e.id))?;
     if ObjectId::compute(header.kind, &raw) != e.id || header.kind as u8 != e.kind {
@@ -375,21 +362,20 @@ fn read_envelope(
     Ok(((e.id, header.kind), buf))
 }
 
-/// Read a pack file whole and list its entries from its own footer (for
+/// Read pack `id` whole and list its entries from its own footer (for
 /// `check`).
-pub fn read_pack_file(path: &std::path::Path) -> Result<(Vec<u8>, Vec<crate::pack::PackEntry>)> {
-    let mut bytes = Vec::new();
-    let mut f = crate::repo::open_regular(path).at(path)?;
-    f.by_ref()
-        .take(crate::pack::MAX_PACK + 1)
-        .read_to_end(&mut bytes)
-        .at(path)?;
+pub fn read_pack_file(
+    storage: &dyn Storage,
+    id: &ObjectId,
+) -> Result<(Vec<u8>, Vec<crate::pack::PackEntry>)> {
+    let key = object_key(id);
+    let path = storage.locate(&key);
+    let bytes = storage
+        .read(&key, crate::pack::MAX_PACK)
+        .map_err(|e| Error::io(&path, e))?;
     let entries = crate::pack::parse_pack(&bytes).map_err(|reason| Error::CorruptObject {
-        id: path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default(),
-        path: path.to_path_buf(),
+        id: id.to_hex(),
+        path,
         reason,
     })?;
     Ok((bytes, entries))

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::object::{self, HEADER_LEN, Header, ObjectKind};
 use crate::snapshot::Snapshot;
+use crate::storage::{LocalFs, Storage, object_key};
 use crate::tree::Tree;
 
 /// The repository format version `init` writes (2: packs, §13).
@@ -80,12 +81,10 @@ impl Drop for Repo {
 pub struct Repo {
     root: PathBuf,
     config: Config,
+    /// Where objects, packs and index objects live (docs: storage.rs).
+    storage: Arc<dyn Storage>,
     /// Object files created but not yet made durable (see [`Repo::flush`]).
-    unsynced: Mutex<Vec<PathBuf>>,
-    /// Leaf directories `objects/ab/cd` known to exist (by their two id
-    /// bytes), so writing an object neither fails on a missing directory
-    /// nor probes for an object in a directory this handle just created.
-    leaf_dirs: Mutex<std::collections::HashSet<[u8; 2]>>,
+    unsynced: Mutex<Vec<String>>,
     trees_read: AtomicU64,
     /// Format v2: chunks and trees live in packs (docs/format.md §13).
     packed: Option<crate::packed::Packed>,
@@ -226,12 +225,13 @@ impl Repo {
                 ),
             });
         }
+        let storage: Arc<dyn Storage> = Arc::new(LocalFs::new(root));
         Ok(Repo {
             root: root.to_path_buf(),
             unsynced: Mutex::new(Vec::new()),
-            leaf_dirs: Mutex::new(std::collections::HashSet::new()),
             trees_read: AtomicU64::new(0),
-            packed: (config.version >= 2).then(|| crate::packed::Packed::new(root)),
+            packed: (config.version >= 2).then(|| crate::packed::Packed::new(storage.clone())),
+            storage,
             config,
         })
     }
@@ -277,7 +277,12 @@ impl Repo {
 
     /// The path of a loose object (or pack) file named `id`.
     pub fn loose_path(&self, id: &ObjectId) -> PathBuf {
-        crate::packed::object_file_path(&self.root, id)
+        self.storage.locate(&object_key(id))
+    }
+
+    /// Where the object files live.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// The format version of this repository.
@@ -302,7 +307,7 @@ impl Repo {
     /// shorter than its header says counts as missing (a torn write); a
     /// packed object exists when a pack file listing it is present.
     pub fn has_object(&self, id: &ObjectId) -> bool {
-        if self.object_is_complete(&self.loose_path(id)) {
+        if self.loose_is_complete(id) {
             return true;
         }
         self.packed
@@ -318,8 +323,10 @@ impl Repo {
         {
             return true;
         }
-        if fs::metadata(self.loose_path(id))
-            .is_ok_and(|m| m.is_file() && m.len() >= HEADER_LEN as u64)
+        if self
+            .storage
+            .stat(&object_key(id))
+            .is_ok_and(|m| m.is_some_and(|m| m.size >= HEADER_LEN as u64))
         {
             return true;
         }
@@ -333,22 +340,60 @@ impl Repo {
         if let Some(n) = self.packed.as_ref().and_then(|p| p.stored_len(id)) {
             return Some(n);
         }
-        fs::metadata(self.loose_path(id)).ok().map(|m| m.len())
+        self.storage
+            .stat(&object_key(id))
+            .ok()
+            .flatten()
+            .map(|m| m.size)
     }
 
-    fn object_is_complete(&self, path: &Path) -> bool {
-        let Ok(mut f) = open_regular(path) else {
-            return false;
+    /// The header of loose object `id`, checked against the file's length:
+    /// `Ok(None)` when there is no such file or it is empty (torn).
+    pub fn loose_header(&self, id: &ObjectId) -> Result<Option<(Header, u64)>> {
+        let key = object_key(id);
+        let path = || self.storage.locate(&key);
+        let Some(meta) = self.storage.stat(&key).map_err(|e| Error::io(path(), e))? else {
+            return Ok(None);
         };
-        let Ok(meta) = f.metadata() else { return false };
-        let mut h = [0u8; HEADER_LEN];
-        if f.read_exact(&mut h).is_err() {
-            return false;
+        if meta.size == 0 {
+            return Ok(None);
         }
-        match Header::decode(&h) {
-            Ok(h) => meta.len() == HEADER_LEN as u64 + h.stored_len,
-            Err(_) => false,
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: id.to_hex(),
+            path: path(),
+            reason,
+        };
+        if meta.size < HEADER_LEN as u64 {
+            return Err(corrupt(format!(
+                "truncated: {} bytes, shorter than the header",
+                meta.size
+            )));
         }
+        let h = self
+            .storage
+            .read_range(&key, 0, HEADER_LEN as u64)
+            .map_err(|e| Error::io(path(), e))?;
+        let header = Header::decode(&h).map_err(corrupt)?;
+        let want = HEADER_LEN as u64 + header.stored_len;
+        if meta.size < want {
+            return Err(corrupt(format!(
+                "truncated: {} payload bytes of {}",
+                meta.size - HEADER_LEN as u64,
+                header.stored_len
+            )));
+        }
+        if meta.size > want {
+            return Err(corrupt(format!(
+                "{} bytes after the payload",
+                meta.size - want
+            )));
+        }
+        Ok(Some((header, meta.size)))
+    }
+
+    /// Is there a complete loose file for `id` (header and length agree)?
+    fn loose_is_complete(&self, id: &ObjectId) -> bool {
+        matches!(self.loose_header(id), Ok(Some(_)))
     }
 
     /// Store `raw` as an object of `kind`; returns its id and whether this
@@ -373,28 +418,34 @@ impl Repo {
             }
             return self.append_packed(p, id, kind, raw, false);
         }
-        let path = self.loose_path(&id);
-        // A leaf directory this call creates cannot hold the object yet;
-        // otherwise probe (a concurrent writer is handled by the no-clobber
+        let key = object_key(&id);
+        let path = || self.storage.locate(&key);
+        // Probe first (a concurrent writer is handled by the no-clobber
         // publish below either way).
-        if !self.ensure_leaf_dir(&id, &path)? && self.object_is_complete(&path) {
+        if self.loose_is_complete(&id) {
             return Ok(WriteOutcome::default());
         }
         let bytes = object::encode_object(kind, raw, self.config.compression.level);
-        match atomic::publish_new(&path, &bytes, false).at(&path)? {
+        match self
+            .storage
+            .put_new(&key, &bytes, false)
+            .map_err(|e| Error::io(path(), e))?
+        {
             Published::Created => {
-                self.unsynced.lock().unwrap().push(path);
+                self.unsynced.lock().unwrap().push(key.clone());
                 Ok(WriteOutcome {
                     bytes_added: bytes.len() as u64,
                     created: true,
                 })
             }
             Published::AlreadyExisted => {
-                if self.object_is_complete(&path) {
+                if self.loose_is_complete(&id) {
                     return Ok(WriteOutcome::default());
                 }
                 // A torn object from a crashed writer: replace it.
-                atomic::publish_replace(&path, &bytes).at(&path)?;
+                self.storage
+                    .put_replace(&key, &bytes)
+                    .map_err(|e| Error::io(path(), e))?;
                 Ok(WriteOutcome {
                     bytes_added: bytes.len() as u64,
                     created: true,
@@ -416,11 +467,12 @@ impl Repo {
             // A fresh copy in a new pack; readers skip the damaged one.
             return self.append_packed(p, id, kind, raw, true);
         }
-        let path = self.loose_path(&id);
-        self.ensure_leaf_dir(&id, &path)?;
+        let key = object_key(&id);
         let bytes = object::encode_object(kind, raw, self.config.compression.level);
         // Durable on return (fsynced with its directory).
-        atomic::publish_replace(&path, &bytes).at(&path)?;
+        self.storage
+            .put_replace(&key, &bytes)
+            .map_err(|e| Error::io(self.storage.locate(&key), e))?;
         Ok(WriteOutcome {
             bytes_added: bytes.len() as u64,
             created: true,
@@ -443,35 +495,6 @@ impl Repo {
         })
     }
 
-    /// Make sure `path`'s directory exists; true when this call created it.
-    fn ensure_leaf_dir(&self, id: &ObjectId, path: &Path) -> Result<bool> {
-        let key = [id.0[0], id.0[1]];
-        if self.leaf_dirs.lock().unwrap().contains(&key) {
-            return Ok(false);
-        }
-        let dir = path.parent().expect("object path has a parent");
-        let created = match fs::create_dir(dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let top = dir.parent().expect("leaf directory has a parent");
-                match fs::create_dir(top) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::io(top, e)),
-                }
-                match fs::create_dir(dir) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-                    Err(e) => return Err(Error::io(dir, e)),
-                }
-            }
-            Err(e) => return Err(Error::io(dir, e)),
-        };
-        self.leaf_dirs.lock().unwrap().insert(key);
-        Ok(created)
-    }
-
     /// Make every object written through this handle durable: one `syncfs`
     /// where the OS has it, else an fsync per file and directory.
     pub fn flush(&self) -> Result<()> {
@@ -480,21 +503,7 @@ impl Repo {
             // Packs, then the index object that lists them (format.md §13).
             pending.extend(p.flush(self.config.compression.level)?);
         }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if atomic::sync_filesystem(&self.root).at(&self.root)? {
-            return Ok(());
-        }
-        let mut dirs = std::collections::BTreeSet::new();
-        for p in &pending {
-            File::open(p).and_then(|f| f.sync_all()).at(p)?;
-            dirs.insert(p.parent().unwrap().to_path_buf());
-        }
-        for d in dirs {
-            atomic::fsync_dir(&d).at(&d)?;
-        }
-        Ok(())
+        self.storage.sync(&pending).at(&self.root)
     }
 
     /// Read, decompress and verify an object. Any mismatch between the bytes
@@ -529,9 +538,10 @@ impl Repo {
     }
 
     fn read_loose(&self, id: &ObjectId, expected: ObjectKind) -> Result<Vec<u8>> {
-        let path = self.loose_path(id);
+        let key = object_key(id);
+        let path = self.storage.locate(&key);
         let max = (HEADER_LEN + crate::codec::MAX_PAYLOAD) as u64;
-        let file = match read_regular(&path, max) {
+        let file = match self.storage.read(&key, max) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::MissingObject {

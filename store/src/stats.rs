@@ -12,8 +12,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 
 use crate::error::Result;
 use crate::gc::{self, Progress};
@@ -92,27 +90,23 @@ fn info(repo: &Repo, id: &ObjectId) -> ObjInfo {
             raw: h.raw_len,
         };
     }
-    let path = repo.loose_path(id);
-    let Ok(mut f) = crate::repo::open_regular(&path) else {
+    let key = crate::storage::object_key(id);
+    let storage = repo.storage();
+    let Ok(Some(meta)) = storage.stat(&key) else {
         return ObjInfo {
             stored: 0,
             allocated: 0,
             raw: 0,
         };
     };
-    let (stored, allocated) = f
-        .metadata()
-        .map(|m| (m.len(), m.blocks() * 512))
-        .unwrap_or((0, 0));
-    let mut h = [0u8; HEADER_LEN];
-    let raw = if f.read_exact(&mut h).is_ok() {
-        Header::decode(&h).map(|h| h.raw_len).unwrap_or(0)
-    } else {
-        0
-    };
+    let raw = storage
+        .read_range(&key, 0, HEADER_LEN as u64)
+        .ok()
+        .and_then(|h| Header::decode(&h).ok())
+        .map_or(0, |h| h.raw_len);
     ObjInfo {
-        stored,
-        allocated,
+        stored: meta.size,
+        allocated: meta.allocated,
         raw,
     }
 }
@@ -239,7 +233,7 @@ pub fn stats(repo: &Repo, only: Option<ObjectId>, progress: &dyn Progress) -> Re
             let _ = path;
             Ok(())
         },
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
     )?;
     let _ = fs::metadata(repo.root());
     Ok(st)

@@ -64,7 +64,8 @@ fn loose_files(repo: &Path) -> Vec<PathBuf> {
 pub fn places(repo: &Path) -> Vec<Place> {
     let mut out = Vec::new();
     let mut packs = HashSet::new();
-    let indexes = belay_store::packed::read_indexes(repo, &HashSet::new()).unwrap_or_default();
+    let storage = belay_store::storage::LocalFs::new(repo);
+    let indexes = belay_store::packed::read_indexes(&storage, &HashSet::new()).unwrap_or_default();
     let mut seen: BTreeMap<ObjectId, ()> = BTreeMap::new();
     for (_, ix) in indexes {
         for p in ix.packs {
