@@ -98,19 +98,8 @@ pub struct GcReport {
     /// When a gc may empty them.
     pub trash_expires_in: Option<Duration>,
     pub temp_files_removed: u64,
-    /// Format v2: pack files listed and present, and those still live.
-    pub packs: u64,
-    pub packs_live: u64,
-    /// Packs rewritten because they were sparse or small, the packs that
-    /// replaced them, and what moved.
-    pub packs_repacked: u64,
-    pub packs_written: u64,
-    pub objects_repacked: u64,
-    pub bytes_repacked: u64,
-    /// Loose chunks and trees moved into packs (after a migration).
-    pub loose_packed: u64,
-    /// Index objects replaced by this run's consolidated one.
-    pub indexes_superseded: u64,
+    /// Format v2: what this run found and did to packs.
+    pub packs: crate::repack::PackFigures,
     pub warnings: Vec<String>,
 }
 
@@ -411,14 +400,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     // loose snapshots), not by object id.
     let pack_plan = if repo.format_version() >= 2 {
         let plan = crate::repack::plan(repo, &live, &roots, opts.dry_run, progress)?;
-        report.packs = plan.packs;
-        report.packs_live = plan.packs_live;
-        report.packs_repacked = plan.packs_repacked;
-        report.packs_written = plan.packs_written;
-        report.objects_repacked = plan.objects_repacked;
-        report.bytes_repacked = plan.bytes_repacked;
-        report.loose_packed = plan.loose_packed;
-        report.indexes_superseded = plan.indexes_superseded;
+        report.packs = plan.figures.clone();
         report.warnings.extend(plan.warnings.iter().cloned());
         Some(plan)
     } else {

@@ -27,19 +27,28 @@ pub struct PackPlan {
     pub keep: HashSet<u128>,
     /// Index objects read (only these may be condemned by this run).
     pub indexes: HashSet<ObjectId>,
+    pub figures: PackFigures,
+    /// The consolidated index written by this run.
+    pub index_written: Option<ObjectId>,
+    pub warnings: Vec<String>,
+}
+
+/// What one gc run found and did to packs (part of gc's report).
+#[derive(Clone, Debug, Default)]
+pub struct PackFigures {
+    /// Pack files listed and present, and those still live.
     pub packs: u64,
     pub packs_live: u64,
-    /// Packs rewritten (or that would be, dry run) and the packs written.
+    /// Packs rewritten because they were sparse or small (or that would
+    /// be, dry run), the packs that replaced them, and what moved.
     pub packs_repacked: u64,
     pub packs_written: u64,
     pub objects_repacked: u64,
     pub bytes_repacked: u64,
-    /// Loose chunks and trees moved into packs.
+    /// Loose chunks and trees moved into packs (after a migration).
     pub loose_packed: u64,
-    /// The consolidated index written by this run, and how many it replaces.
-    pub index_written: Option<ObjectId>,
+    /// Index objects replaced by this run's consolidated one.
     pub indexes_superseded: u64,
-    pub warnings: Vec<String>,
 }
 
 fn trunc(id: &ObjectId) -> u128 {
@@ -108,7 +117,7 @@ pub fn plan(
             missing.push(info);
         }
     }
-    plan.packs = packs.len() as u64;
+    plan.figures.packs = packs.len() as u64;
     let known_packs: HashSet<ObjectId> = packs.iter().map(|p| p.info.pack).collect();
     for p in packs.iter_mut() {
         p.raw_live = p
@@ -197,7 +206,7 @@ pub fn plan(
                     || (merge_small && p.info.size < SMALL_PACK))
         })
         .collect();
-    plan.packs_repacked = repack.len() as u64;
+    plan.figures.packs_repacked = repack.len() as u64;
 
     let mut written: Vec<IndexedPack> = Vec::new();
     let mut new_files: Vec<String> = Vec::new();
@@ -222,8 +231,8 @@ pub fn plan(
             match read_verified(root, &packs, pi) {
                 Ok(envelopes) => {
                     for (e, bytes) in envelopes {
-                        plan.objects_repacked += 1;
-                        plan.bytes_repacked += bytes.len() as u64;
+                        plan.figures.objects_repacked += 1;
+                        plan.figures.bytes_repacked += bytes.len() as u64;
                         builder.push(e.0, e.1, &bytes);
                         flush(&mut builder, false)?;
                     }
@@ -254,10 +263,10 @@ pub fn plan(
             flush(&mut builder, false)?;
         }
         flush(&mut builder, true)?;
-        plan.packs_written = written.len() as u64;
-        plan.loose_packed = loose_packed.len() as u64;
+        plan.figures.packs_written = written.len() as u64;
+        plan.figures.loose_packed = loose_packed.len() as u64;
     } else if dry_run {
-        plan.loose_packed = loose_live.len() as u64;
+        plan.figures.loose_packed = loose_live.len() as u64;
     }
 
     // What survives: live packs not repacked, and the new packs.
@@ -268,7 +277,7 @@ pub fn plan(
         .map(|(_, p)| p.info.clone())
         .collect();
     surviving.extend(written.iter().cloned());
-    plan.packs_live = surviving.len() as u64;
+    plan.figures.packs_live = surviving.len() as u64;
     for p in &surviving {
         plan.keep.insert(trunc(&p.pack));
     }
@@ -301,7 +310,7 @@ pub fn plan(
         new_files.push(path);
         // Durable before anything it replaces may be condemned or deleted.
         storage.sync(&new_files).at(repo.root())?;
-        plan.indexes_superseded = plan.indexes.len() as u64;
+        plan.figures.indexes_superseded = plan.indexes.len() as u64;
         plan.keep.insert(trunc(&id));
         plan.index_written = Some(id);
         if let Some(p) = repo.packed() {

@@ -163,14 +163,14 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
             "trash_kept": r.trash_kept,
             "trash_expires_in_seconds": r.trash_expires_in.map(|d| d.as_secs()),
             "temp_files_removed": r.temp_files_removed,
-            "packs": r.packs,
-            "packs_live": r.packs_live,
-            "packs_repacked": r.packs_repacked,
-            "packs_written": r.packs_written,
-            "objects_repacked": r.objects_repacked,
-            "bytes_repacked": r.bytes_repacked,
-            "loose_packed": r.loose_packed,
-            "indexes_superseded": r.indexes_superseded,
+            "packs": r.packs.packs,
+            "packs_live": r.packs.packs_live,
+            "packs_repacked": r.packs.packs_repacked,
+            "packs_written": r.packs.packs_written,
+            "objects_repacked": r.packs.objects_repacked,
+            "bytes_repacked": r.packs.bytes_repacked,
+            "loose_packed": r.packs.loose_packed,
+            "indexes_superseded": r.packs.indexes_superseded,
             "warnings": r.warnings,
             "seconds": seconds,
         }))?;
@@ -185,15 +185,15 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         r.objects,
         size(r.bytes)
     ));
-    if r.packs_repacked > 0 || r.loose_packed > 0 {
+    if r.packs.packs_repacked > 0 || r.packs.loose_packed > 0 {
         ctx.info(format!(
             "{}repacked: {} sparse or small packs and {} loose objects into {} packs ({} objects, {})",
             would,
-            r.packs_repacked,
-            r.loose_packed,
-            r.packs_written,
-            r.objects_repacked + r.loose_packed,
-            size(r.bytes_repacked)
+            r.packs.packs_repacked,
+            r.packs.loose_packed,
+            r.packs.packs_written,
+            r.packs.objects_repacked + r.packs.loose_packed,
+            size(r.packs.bytes_repacked)
         ));
     }
     ctx.info(format!(
