@@ -471,6 +471,13 @@ impl Packed {
         Ok((header, path))
     }
 
+    /// Where `id`'s first listed copy lies, as (pack row, offset): an
+    /// order for reading many objects pack by pack, front to back.
+    pub fn read_order(&self, id: &ObjectId) -> Option<(u32, u32)> {
+        let locs = self.locations(id).ok()?;
+        locs.first().map(|l| (l.pack, l.offset))
+    }
+
     /// The pack file `id` lies in (the first listed), for messages.
     pub fn path_of(&self, id: &ObjectId) -> Option<PathBuf> {
         let locs = self.locations(id).ok()?;

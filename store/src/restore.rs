@@ -126,10 +126,20 @@ pub fn restore(
             report.dirs += 1;
         }
     }
-    let files: Vec<&PlannedEntry> = planned
+    let mut files: Vec<&PlannedEntry> = planned
         .iter()
         .filter(|p| matches!(p.entry.node, Node::File { .. }))
         .collect();
+    // Format 2: files in the order their first chunks lie in the packs, so
+    // the reads go through each pack front to back (on a share or a disk
+    // that is not in the page cache, that is the difference between
+    // streaming and seeking).
+    if let Some(packed) = repo.packed() {
+        files.sort_by_cached_key(|p| match &p.entry.node {
+            Node::File { chunks, .. } => chunks.first().and_then(|c| packed.read_order(c)),
+            _ => None,
+        });
+    }
     let total: u64 = files.iter().map(|p| p.entry.node.size()).sum();
     progress.start(files.len() as u64, total);
     let written = AtomicU64::new(0);
