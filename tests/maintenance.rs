@@ -1403,6 +1403,155 @@ fn check_finds_and_names_every_kind_of_damage() {
 }
 
 #[test]
+fn check_finds_damage_to_packs_and_index_objects() {
+    use belay_suite::objects::{place_of, places};
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = init_format(tmp.path(), "2");
+    let src = tmp.path().join("dev");
+    write_file(
+        &src.join("main.py"),
+        b"print('main')\n".repeat(50).as_slice(),
+        1,
+    );
+    write_file(&src.join("lib/a.bin"), &noise(40_000, 7), 1);
+    write_file(&src.join("lib/b.txt"), b"bbbb\n".repeat(100).as_slice(), 1);
+    backup(&repo, &src, "dev");
+    write_file(&src.join("extra.txt"), b"extra\n", 2);
+    backup(&repo, &src, "dev");
+    let (code, _, v) = check_output(&repo, &["--read-data"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["packs"], 2, "{v}");
+    assert_eq!(v["indexes"], 2, "{v}");
+    let template = tmp.path().join("template");
+    copy_dir(&repo, &template);
+    let fresh = |name: &str| {
+        let r = tmp.path().join(name);
+        copy_repo(&template, &r);
+        r
+    };
+    let chunk_of = |r: &Path, rev_path: &str| {
+        let p = find_chunk_of(r, rev_path);
+        let id = p.file_name().unwrap().to_str().unwrap().to_string();
+        // find_chunk_of names the pack; the chunk is the first of the file.
+        let rr = belay_store::Repo::open(r).unwrap();
+        let (rev, path) = rev_path.split_once(':').unwrap();
+        let snap = rr
+            .read_snapshot(&belay_store::rev::resolve(&rr, rev).unwrap())
+            .unwrap();
+        let e = belay_store::walk::lookup(&rr, &snap.tree, path.as_bytes())
+            .unwrap()
+            .unwrap();
+        let belay_store::tree::Node::File { chunks, .. } = e.node else {
+            panic!("not a file")
+        };
+        (id, place_of(r, &chunks[0]))
+    };
+
+    // A flipped byte inside a packed chunk: only reading the data finds it,
+    // named by object and pack, with the files it breaks.
+    let r = fresh("flip");
+    let (pack, place) = chunk_of(&r, "dev:lib/b.txt");
+    assert_eq!(place.file.file_name().unwrap().to_str().unwrap(), pack);
+    place.flip_last_byte();
+    assert_eq!(check_output(&r, &[]).0, 0, "headers and sizes are intact");
+    let (code, human, v) = check_output(&r, &["--read-data"]);
+    assert_eq!(code, 3, "{human}");
+    let p = &v["problems"][0];
+    assert_eq!(p["kind"], "corrupt", "{v}");
+    assert_eq!(p["object"], place.hex());
+    assert!(
+        human.contains(&pack) && human.contains("lib/b.txt"),
+        "{human}"
+    );
+    assert!(
+        v["pack_warnings"][0].as_str().unwrap().contains(&pack),
+        "the pack itself no longer hashes to its name: {v}"
+    );
+
+    // A pack cut short: found without reading data; every object past the
+    // cut is named, with its files.
+    let r = fresh("trunc");
+    let (pack, _) = chunk_of(&r, "dev:lib/a.bin");
+    let last = places(&r)
+        .into_iter()
+        .rfind(|p| p.file.ends_with(&pack))
+        .unwrap();
+    last.truncate_half();
+    let (code, human, v) = check_output(&r, &[]);
+    assert_eq!(code, 3, "{human}");
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["object"] == last.hex().as_str()
+                && p["message"].as_str().unwrap().contains("truncated")),
+        "{v}"
+    );
+
+    // A missing pack: its objects are missing, and so are the files.
+    let r = fresh("missing");
+    let (_, place) = chunk_of(&r, "dev:main.py");
+    fs::remove_file(&place.file).unwrap();
+    let (code, human, v) = check_output(&r, &[]);
+    assert_eq!(code, 3, "{human}");
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "missing"),
+        "{v}"
+    );
+    assert!(human.contains("main.py"), "{human}");
+    // gc never deletes around damage it cannot read.
+    let out = belay(&r).args(["gc", "--now"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was deleted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A damaged index object is named.
+    let r = fresh("index");
+    let ix = fs::read_dir(r.join("index"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&ix).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x20;
+    fs::write(&ix, bytes).unwrap();
+    let (code, human, v) = check_output(&r, &[]);
+    assert_eq!(code, 3, "{human}");
+    assert!(
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "bad-index"),
+        "{v}"
+    );
+    assert!(
+        human.contains(ix.file_name().unwrap().to_str().unwrap()),
+        "{human}"
+    );
+    // Readers go on with the other index (objects only it lists read as
+    // missing, named); gc refuses to work without knowing every pack.
+    let out = belay(&r).args(["gc", "--now"]).output().unwrap();
+    assert!(!out.status.success(), "gc ran past a damaged index");
+    belay(&r).args(["log"]).assert().success();
+    belay(&r)
+        .args(["ls", "-R", "dev"])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("missing"));
+}
+
+#[test]
 fn read_data_subsets_cover_everything_once() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = init(tmp.path());

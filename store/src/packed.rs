@@ -129,7 +129,7 @@ pub fn read_indexes(
     skip: &HashSet<ObjectId>,
 ) -> Result<Vec<(ObjectId, IndexV1)>> {
     let mut out = Vec::new();
-    for_each_index(storage, skip, &mut |id, ix| {
+    for_each_index(storage, skip, true, &mut |id, ix| {
         out.push((id, ix));
         Ok(())
     })?;
@@ -153,9 +153,13 @@ pub fn list_indexes(storage: &dyn Storage) -> Result<Vec<(ObjectId, u64)>> {
 }
 
 /// As [`read_indexes`], handing each index object to `f` as it is read.
+/// Without `strict`, a damaged index object is skipped (the objects only
+/// it lists then read as missing, and `check` names it); gc reads strictly,
+/// since packs it cannot see would look like garbage.
 pub fn for_each_index(
     storage: &dyn Storage,
     skip: &HashSet<ObjectId>,
+    strict: bool,
     f: &mut dyn FnMut(ObjectId, IndexV1) -> Result<()>,
 ) -> Result<()> {
     for (id, _) in list_indexes(storage)? {
@@ -167,6 +171,7 @@ pub fn for_each_index(
             // Deleted by a gc between the listing and the read: it was
             // superseded by a consolidated index that the listing holds.
             Err(Error::MissingObject { .. }) => continue,
+            Err(Error::CorruptObject { .. }) if !strict => continue,
             Err(e) => return Err(e),
         }
     }
@@ -281,7 +286,7 @@ impl Packed {
         // forget or a concurrent backup needs (docs/format.md §13.4).
         // One index object decoded at a time, straight into the table.
         let mut added = false;
-        for_each_index(&*self.storage, &skip, &mut |id, ix| {
+        for_each_index(&*self.storage, &skip, false, &mut |id, ix| {
             let mut t = self.table.write().unwrap();
             t.files.insert(id);
             for p in &ix.packs {
