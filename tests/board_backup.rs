@@ -8,70 +8,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use belay_suite::board::{BoardOptions, RawPaste, TestBoard};
-use belay_suite::cli::belay;
+use belay_suite::env::TestRepo;
 use belay_suite::fsutil::noise;
 use serde_json::Value;
 
-/// A repository with its own cache directory (never the user's).
-struct Env {
-    _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    cache: PathBuf,
-    root: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let repo = root.join("repo");
-        let cache = root.join("cache");
-        let e = Env {
-            _tmp: tmp,
-            repo,
-            cache,
-            root,
-        };
-        e.cmd(&["init"]).assert().success();
-        e
-    }
-
-    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut c = belay(&self.repo);
-        c.env("BELAY_CACHE_DIR", &self.cache).args(args);
-        c
-    }
-
-    /// Run with --json, assert success, parse.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.cmd(&["--json"]).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "belay {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-    }
-
-    /// Run, assert failure, return stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(
-            !out.status.success(),
-            "belay {args:?} should have failed:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-
-    fn snapshots(&self) -> Vec<Value> {
-        self.json(&["log"]).as_array().unwrap().clone()
-    }
-}
+type Env = TestRepo;
 
 fn serial(b: &TestBoard) -> String {
     format!("serial:{}", b.path.display())
@@ -183,7 +124,7 @@ fn num(v: &Value, k: &str) -> u64 {
 
 #[test]
 fn backup_restore_roundtrip_then_incremental() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, true);
     let opts = BoardOptions {
@@ -340,7 +281,7 @@ fn backup_restore_roundtrip_then_incremental() {
 
 #[test]
 fn restore_to_a_changed_board_with_and_without_delete() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, false);
     let opts = BoardOptions {
@@ -475,7 +416,7 @@ fn push_and_pull(opts: BoardOptions, big: bool) {
 
 /// [`push_and_pull`] with an image of one's own.
 fn push_and_pull_image(opts: BoardOptions, build: impl FnOnce(&Path)) {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build(&img);
     let other = env.dir("other");
@@ -492,7 +433,7 @@ fn push_and_pull_image(opts: BoardOptions, build: impl FnOnce(&Path)) {
         "--yes",
         "--delete",
     ]);
-    let pull = Env::new();
+    let pull = TestRepo::new();
     let b = pull.json(&["backup", &serial(&board)]);
     assert_eq!(num(&b, "files"), num(&folder, "files"));
     let dump = board.stop_and_dump();
@@ -585,7 +526,7 @@ fn uart_board_with_a_256_byte_input_buffer() {
 }
 
 fn fault_then_rerun(fault: BoardOptions, expect: &str) {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, true);
     let uid = "fa17fa17fa17fa17".to_string();
@@ -661,7 +602,7 @@ fn garbage_mid_pull() {
 
 #[test]
 fn missing_port_and_not_a_board() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let err = env.fails(&["backup", "serial:/dev/does-not-exist"]);
     assert!(err.contains("no such serial port"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -731,7 +672,7 @@ time.sleep(30)
 
 #[test]
 fn full_board_filesystem_during_restore() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, true);
     env.json(&["backup", img.to_str().unwrap(), "--name", "big"]);
@@ -753,7 +694,7 @@ fn full_board_filesystem_during_restore() {
 
 #[test]
 fn board_running_a_program_that_prints_endlessly() {
-    let env = Env::new();
+    let env = TestRepo::new();
     // Interruptible: Ctrl-C stops it and the backup goes ahead.
     let chatty = env.dir("chatty");
     fs::create_dir_all(&chatty).unwrap();
@@ -797,7 +738,7 @@ fn board_running_a_program_that_prints_endlessly() {
 /// naming the file, writes no snapshot, and a rerun stores the file as it
 /// now is.
 fn file_changed_mid_pull(overwrite: bool, hashed: bool) {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, true);
     let uid = "c4a9c4a9c4a9c4a9".to_string();
@@ -900,7 +841,7 @@ fn json_and_stderr(env: &Env, args: &[&str]) -> (Value, String) {
 /// snapshots restored to folders). `check` gets the first backup's JSON and
 /// its `show`.
 fn port_without(without: &[&str], warning: Option<&str>, check: impl Fn(&Env, &Value, &Value)) {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, false);
     let other = env.dir("other");
@@ -1088,7 +1029,7 @@ fn log_of(env: &Env, rev: &str) -> Vec<Value> {
 
 #[test]
 fn after_a_restore_the_head_is_the_restored_state() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, false);
     let other = env.dir("other");
@@ -1169,7 +1110,7 @@ fn after_a_restore_the_head_is_the_restored_state() {
 
 #[test]
 fn restore_delete_keeps_what_the_backup_excluded() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, false);
     fs::write(img.join("data/log.csv"), "t,v\n1,2\n").unwrap();
@@ -1200,7 +1141,7 @@ fn restore_delete_keeps_what_the_backup_excluded() {
 
 #[test]
 fn a_belayignore_on_the_board_is_honoured() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     build_image(&img, false);
     fs::write(
@@ -1260,7 +1201,7 @@ fn progress_lines(err: &str, what: &str) -> usize {
 
 #[test]
 fn board_progress_moves_within_a_file_and_while_hashing() {
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.dir("img");
     fs::create_dir_all(&img).unwrap();
     fs::write(img.join("main.py"), "print(1)\n").unwrap();

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
 use belay_suite::board::{BoardOptions, TestBoard};
-use belay_suite::cli::{belay, belay_bin};
+use belay_suite::cli::belay_bin;
+use belay_suite::env::TestRepo;
 use belay_suite::fsutil::noise;
 use serde_json::Value;
 
@@ -22,51 +23,26 @@ fn serial_test() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A test repository and a folder of links standing for
+/// `/dev/serial/by-id/`.
 struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    repo: PathBuf,
-    cache: PathBuf,
+    t: TestRepo,
     links: PathBuf,
+}
+
+impl std::ops::Deref for Env {
+    type Target = TestRepo;
+    fn deref(&self) -> &TestRepo {
+        &self.t
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let e = Env {
-            repo: root.join("repo"),
-            cache: root.join("cache"),
-            links: root.join("by-id"),
-            root,
-            _tmp: tmp,
-        };
-        fs::create_dir_all(&e.links).unwrap();
-        fs::write(e.root.join("config.toml"), "").unwrap();
-        e.cmd(&["init"]).assert().success();
-        e
-    }
-
-    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut c = belay(&self.repo);
-        c.env("BELAY_CACHE_DIR", &self.cache)
-            .env("BELAY_CONFIG", self.root.join("config.toml"))
-            .args(args);
-        c
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.cmd(&["--json"]).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "belay {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn snapshots(&self) -> Vec<Value> {
-        self.json(&["log"]).as_array().unwrap().clone()
+        let t = TestRepo::new();
+        let links = t.dir("by-id");
+        fs::create_dir_all(&links).unwrap();
+        Env { t, links }
     }
 
     /// "Plug in" a board: a link named usb-MicroPython_NAME to its PTY.

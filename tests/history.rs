@@ -6,87 +6,33 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use belay_store::diff::{self, PathFilter};
 use belay_store::repo::RefKind;
 use belay_store::snapshot::Snapshot;
 use belay_store::{ObjectId, Repo};
 use belay_suite::board::{BoardOptions, TestBoard};
-use belay_suite::cli::belay;
+use belay_suite::env::TestRepo;
 use belay_suite::fsutil::{Snap, describe, noise, set_mtime};
 use serde_json::Value;
 
-/// A temporary folder with a repository and a private cache directory.
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    repo: PathBuf,
+/// A test repository with the clock zone and colours fixed (outputs are
+/// compared as text).
+type Env = TestRepo;
+
+fn new_env() -> Env {
+    TestRepo::with_env(&[("TZ", Some("UTC")), ("NO_COLOR", Some("1"))])
 }
 
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let e = Env {
-            repo: root.join("repo"),
-            root,
-            _tmp: tmp,
-        };
-        e.cmd(&["init"]).assert().success();
-        e
-    }
-
-    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut c = belay(&self.repo);
-        c.env("BELAY_CACHE_DIR", self.root.join("cache"))
-            .env("TZ", "UTC")
-            .env("NO_COLOR", "1")
-            .args(args);
-        c
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.cmd(&["--json"]).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "belay {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-    }
-
-    fn stdout(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "belay {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Run, assert exit code 1 and one line on stderr; return it.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "belay {args:?} should fail with exit code 1: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-        assert!(!err.contains("panicked"), "{err}");
-        err
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-
+/// What this file's tests do often on top of [`TestRepo`].
+trait HistoryEnv {
     /// Back up `src` as source `name`; the new snapshot's id.
+    fn backup(&self, src: &Path, name: &str) -> String;
+    fn open(&self) -> Repo;
+}
+
+impl HistoryEnv for TestRepo {
     fn backup(&self, src: &Path, name: &str) -> String {
         let v = self.json(&["backup", src.to_str().unwrap(), "--name", name]);
         v["snapshot"].as_str().unwrap().to_string()
@@ -265,7 +211,7 @@ fn diff_rows(v: &Value) -> Vec<(String, String, Option<u64>, Option<u64>)> {
 
 #[test]
 fn diff_reports_every_change_kind_like_a_comparison_of_the_restored_folders() {
-    let env = Env::new();
+    let env = new_env();
     let (a, b) = (env.dir("a"), env.dir("b"));
     old_tree(&a);
     new_tree(&b);
@@ -385,7 +331,7 @@ fn diff_reports_every_change_kind_like_a_comparison_of_the_restored_folders() {
             .is_empty()
     );
     assert!(
-        env.fails(&["diff", "proj:main.py", "proj:lib"])
+        env.fails_one_line(&["diff", "proj:main.py", "proj:lib"])
             .contains("two directories or two files")
     );
 
@@ -425,17 +371,20 @@ fn diff_reports_every_change_kind_like_a_comparison_of_the_restored_folders() {
 
 #[test]
 fn diff_errors_are_one_clear_line() {
-    let env = Env::new();
+    let env = new_env();
     let a = env.dir("a");
     write(&a, "x", b"1");
     env.backup(&a, "proj");
-    assert!(env.fails(&["diff", "nope"]).contains("unknown revision"));
     assert!(
-        env.fails(&["diff", "proj", "proj", "--", "../etc"])
+        env.fails_one_line(&["diff", "nope"])
+            .contains("unknown revision")
+    );
+    assert!(
+        env.fails_one_line(&["diff", "proj", "proj", "--", "../etc"])
             .contains("unsafe")
     );
     assert!(
-        env.fails(&["diff", "proj", "dir:/nonexistent/x"])
+        env.fails_one_line(&["diff", "proj", "dir:/nonexistent/x"])
             .contains("/nonexistent/x")
     );
     // The first snapshot against its (missing) parent: everything added.
@@ -447,7 +396,7 @@ fn diff_errors_are_one_clear_line() {
 
 #[test]
 fn diff_of_one_changed_file_in_5000_reads_only_the_trees_on_its_path() {
-    let env = Env::new();
+    let env = new_env();
     let src = env.dir("big");
     let mut n = 0;
     for d in 0..20 {
@@ -512,7 +461,7 @@ fn diff_of_one_changed_file_in_5000_reads_only_the_trees_on_its_path() {
 
 #[test]
 fn log_with_a_path_lists_exactly_the_snapshots_that_changed_it() {
-    let env = Env::new();
+    let env = new_env();
     let src = env.dir("proj");
     let target = "lib/cfg/config.json";
     write(&src, "main.py", b"print(0)\n");
@@ -571,7 +520,7 @@ fn log_with_a_path_lists_exactly_the_snapshots_that_changed_it() {
 
 #[test]
 fn tag_lifecycle() {
-    let env = Env::new();
+    let env = new_env();
     let src = env.dir("pico");
     write(&src, "main.py", b"v1\n");
     let s1 = env.backup(&src, "pico");
@@ -606,7 +555,7 @@ fn tag_lifecycle() {
     );
 
     // An existing tag is not moved without --force.
-    let err = env.fails(&["tag", "shipped", "pico~1"]);
+    let err = env.fails_one_line(&["tag", "shipped", "pico~1"]);
     assert!(
         err.contains("already exists") && err.contains("--force"),
         "{err}"
@@ -646,10 +595,13 @@ fn tag_lifecycle() {
     assert_eq!(env.stdout(&["tag"]), human, "tag without arguments lists");
 
     // Bad names and clashes are refused.
-    assert!(env.fails(&["tag", "a:b"]).contains("invalid name"));
-    assert!(env.fails(&["tag", "pico"]).contains("a source is named"));
+    assert!(env.fails_one_line(&["tag", "a:b"]).contains("invalid name"));
     assert!(
-        env.fails(&["tag", "x", "nope"])
+        env.fails_one_line(&["tag", "pico"])
+            .contains("a source is named")
+    );
+    assert!(
+        env.fails_one_line(&["tag", "x", "nope"])
             .contains("unknown revision")
     );
 
@@ -657,7 +609,7 @@ fn tag_lifecycle() {
     let other = env.dir("other");
     write(&other, "a", b"a");
     env.backup(&other, "other");
-    let err = env.fails(&["tag", "v2"]);
+    let err = env.fails_one_line(&["tag", "v2"]);
     assert!(err.contains("other, pico"), "{err}");
 
     // Delete.
@@ -666,7 +618,7 @@ fn tag_lifecycle() {
     assert!(!tag_file.exists());
     assert!(env.json(&["tags"]).as_array().unwrap().is_empty());
     assert!(
-        env.fails(&["tag", "-d", "shipped"])
+        env.fails_one_line(&["tag", "-d", "shipped"])
             .contains("no tag named")
     );
     assert!(!env.stdout(&["log", "--oneline"]).contains("tag:"));
@@ -697,7 +649,7 @@ fn put_snapshot(
 
 #[test]
 fn revisions_by_date_parent_tag_and_ambiguous_prefix() {
-    let env = Env::new();
+    let env = new_env();
     let src = env.dir("seed");
     write(&src, "main.py", b"x\n");
     let seed = env.backup(&src, "seed");
@@ -739,17 +691,20 @@ fn revisions_by_date_parent_tag_and_ambiguous_prefix() {
     assert_eq!(first("pico^"), jan20.to_hex());
     assert_eq!(first("pico~2"), jan10.to_hex());
     assert_eq!(first(&feb01.to_hex()[..8]), feb01.to_hex());
-    let err = env.fails(&["show", "pico@{2026-01-09}"]);
+    let err = env.fails_one_line(&["show", "pico@{2026-01-09}"]);
     assert!(err.contains("no snapshot on or before 2026-01-09"), "{err}");
     assert!(
-        env.fails(&["show", "pico@{someday}"])
+        env.fails_one_line(&["show", "pico@{someday}"])
             .contains("cannot read")
     );
     assert!(
-        env.fails(&["show", "nobody@{2026-01-15}"])
+        env.fails_one_line(&["show", "nobody@{2026-01-15}"])
             .contains("no source named")
     );
-    assert!(env.fails(&["show", "pico~3"]).contains("goes back past"));
+    assert!(
+        env.fails_one_line(&["show", "pico~3"])
+            .contains("goes back past")
+    );
 
     // Date filters on log.
     let range = ids(&env.json(&[
@@ -765,7 +720,7 @@ fn revisions_by_date_parent_tag_and_ambiguous_prefix() {
     let until = ids(&env.json(&["log", "pico", "--until", "2026-01-20"]));
     assert_eq!(until, vec![jan20.to_hex(), jan10.to_hex()]);
     assert!(
-        env.fails(&["log", "--since", "soon"])
+        env.fails_one_line(&["log", "--since", "soon"])
             .contains("cannot read")
     );
 
@@ -796,7 +751,7 @@ fn revisions_by_date_parent_tag_and_ambiguous_prefix() {
     let (prefix, i, j) = pair.expect("a shared prefix among 100000 ids");
     let (a, _) = repo.commit_snapshot(&candidate(i)).unwrap();
     let (b, _) = repo.commit_snapshot(&candidate(j)).unwrap();
-    let err = env.fails(&["show", &prefix]);
+    let err = env.fails_one_line(&["show", &prefix]);
     assert!(err.contains("ambiguous"), "{err}");
     assert!(
         err.contains(&a.short()) && err.contains(&b.short()),
@@ -812,7 +767,7 @@ fn revisions_by_date_parent_tag_and_ambiguous_prefix() {
 
 #[test]
 fn find_across_two_sources() {
-    let env = Env::new();
+    let env = new_env();
     let (a, b) = (env.dir("pico-a"), env.dir("pico-b"));
     let old_cfg = b"{\"wifi\": \"old\"}\n";
     let new_cfg = b"{\"wifi\": \"new\", \"x\": 1}\n";
@@ -894,11 +849,17 @@ fn find_across_two_sources() {
         "{human}"
     );
     assert!(
-        env.fails(&["find", "x", "--source", "nobody"])
+        env.fails_one_line(&["find", "x", "--source", "nobody"])
             .contains("no source named")
     );
-    assert!(env.fails(&["find", "--hash", "xyz"]).contains("hex"));
-    assert!(env.fails(&["find", "a[b"]).contains("invalid glob"));
+    assert!(
+        env.fails_one_line(&["find", "--hash", "xyz"])
+            .contains("hex")
+    );
+    assert!(
+        env.fails_one_line(&["find", "a[b"])
+            .contains("invalid glob")
+    );
 }
 
 fn paths_of(v: &Value) -> Vec<String> {
@@ -915,7 +876,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 #[test]
 fn find_in_a_live_folder_and_on_a_live_board() {
-    let env = Env::new();
+    let env = new_env();
     let proj = env.dir("proj");
     write(&proj, "main.py", b"print(1)\n");
     write(&proj, "lib/config.json", b"{}\n");
@@ -944,7 +905,7 @@ fn find_in_a_live_folder_and_on_a_live_board() {
         ["main.py"]
     );
     assert!(
-        env.fails(&["find", "*.py", "--source", &dir, "--all"])
+        env.fails_one_line(&["find", "*.py", "--source", &dir, "--all"])
             .contains("--all")
     );
 
@@ -978,7 +939,7 @@ fn find_in_a_live_folder_and_on_a_live_board() {
 
 #[test]
 fn rename_moves_a_history_every_command_sees_the_new_name() {
-    let env = Env::new();
+    let env = new_env();
     let proj = env.dir("proj");
     write(&proj, "main.py", b"print(1)\n");
     // Without --name: the history is named after the folder.
@@ -1030,7 +991,7 @@ fn rename_moves_a_history_every_command_sees_the_new_name() {
     let d = env.json(&["diff", "proj-2024"]);
     assert_eq!(d[0]["path"], "main.py");
     assert_eq!(env.json(&["find", "main.py"])[0]["source"], "proj-2024");
-    assert!(env.fails(&["log", "proj"]).contains("proj"));
+    assert!(env.fails_one_line(&["log", "proj"]).contains("proj"));
     // forget --source NEW thins the renamed history.
     let plan = env.json(&[
         "forget",
@@ -1058,14 +1019,14 @@ fn rename_moves_a_history_every_command_sees_the_new_name() {
     assert_eq!(third["parent"], second.as_str());
 
     // Onto an existing source: refused unless --force, which joins them.
-    let err = env.fails(&["rename", "other", "proj-2024"]);
+    let err = env.fails_one_line(&["rename", "other", "proj-2024"]);
     assert!(err.contains("exists") && err.contains("--force"), "{err}");
     assert!(
-        env.fails(&["rename", "nobody", "x"])
+        env.fails_one_line(&["rename", "nobody", "x"])
             .contains("no source named")
     );
     assert!(
-        env.fails(&["rename", "other", "a/b"])
+        env.fails_one_line(&["rename", "other", "a/b"])
             .contains("invalid name")
     );
     let joined = env.json(&["rename", "other", "proj-2024", "--force"]);
@@ -1116,7 +1077,7 @@ fn rename_moves_a_history_every_command_sees_the_new_name() {
 
 #[test]
 fn diff_against_the_test_board_compares_by_the_boards_hashes() {
-    let env = Env::new();
+    let env = new_env();
     let img = env.dir("img");
     write(&img, "main.py", b"import config\nprint('hello')\n");
     write(&img, "config.json", b"{\"v\": 1}\n");
@@ -1236,7 +1197,7 @@ fn diff_against_the_test_board_compares_by_the_boards_hashes() {
 
 #[test]
 fn a_tagged_snapshot_survives_forget_and_gc() {
-    let env = Env::new();
+    let env = new_env();
     let src = env.dir("pico");
     write(&src, "main.py", b"shipped build\n");
     write(&src, "firmware.bin", &noise(50_000, 9));

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use belay_store::Repo;
@@ -16,6 +16,7 @@ use belay_store::id::ObjectId;
 use belay_store::repo::RefKind;
 use belay_suite::board::{BoardOptions, TestBoard};
 use belay_suite::cli::belay;
+use belay_suite::env::TestRepo;
 use belay_suite::fsutil::noise;
 
 const UID: &str = "b0a4db0a4db0a4d0";
@@ -24,43 +25,19 @@ const UID: &str = "b0a4db0a4db0a4d0";
 /// and a board unplugged mid-session frees its PTY for the next one.
 static ONE_BOARD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    repo: PathBuf,
+/// What this file's tests do on top of [`TestRepo`].
+trait BoardEnv {
+    fn run(&self, args: &[&str]) -> Output;
+    fn snapshot_ids(&self) -> Vec<ObjectId>;
+    fn head(&self) -> Option<ObjectId>;
 }
 
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let repo = root.join("repo");
-        let e = Env {
-            _tmp: tmp,
-            root,
-            repo,
-        };
-        assert!(e.run(&["init"]).status.success());
-        e
-    }
-
+impl BoardEnv for TestRepo {
     fn run(&self, args: &[&str]) -> Output {
-        belay(&self.repo)
-            .env("BELAY_CACHE_DIR", self.root.join("cache"))
-            .args(args)
-            .output()
-            .unwrap()
+        self.cmd(args).output().unwrap()
     }
 
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let o = self.run(&all);
-        assert!(o.status.success(), "belay {args:?}: {}", text(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn snapshots(&self) -> Vec<ObjectId> {
+    fn snapshot_ids(&self) -> Vec<ObjectId> {
         Repo::open(&self.repo).unwrap().list_snapshots().unwrap()
     }
 
@@ -158,7 +135,7 @@ fn a_backup_unplugged_or_reset_at_many_points_commits_nothing_and_the_rerun_reus
     let _one = ONE_BOARD_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let env = Env::new();
+    let env = TestRepo::new();
     let img = env.root.join("img");
     image(&img);
     let total: u64 = content(&img)
@@ -177,7 +154,7 @@ fn a_backup_unplugged_or_reset_at_many_points_commits_nothing_and_the_rerun_reus
                     o.unplug_after_bytes = Some(off);
                 }
             });
-            let before = (env.snapshots(), env.head());
+            let before = (env.snapshot_ids(), env.head());
             let o = env.run(&["backup", &serial(&b)]);
             eprintln!(
                 "backup, {} after {off} bytes: {}",
@@ -195,7 +172,7 @@ fn a_backup_unplugged_or_reset_at_many_points_commits_nothing_and_the_rerun_reus
                 "the error says what happened: {err}"
             );
             assert_eq!(
-                (env.snapshots(), env.head()),
+                (env.snapshot_ids(), env.head()),
                 before,
                 "a failed backup (fault after {off} bytes) committed something"
             );
@@ -232,7 +209,7 @@ fn a_restore_to_a_board_unplugged_or_reset_midway_leaves_old_or_new_files_never_
     let _one = ONE_BOARD_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let env = Env::new();
+    let env = TestRepo::new();
     let old = env.root.join("old");
     image(&old);
     // The snapshot to restore: files changed, added and one removed.
@@ -270,7 +247,7 @@ fn a_restore_to_a_board_unplugged_or_reset_midway_leaves_old_or_new_files_never_
                     o.unplug_after_bytes = Some(off);
                 }
             });
-            let before = env.snapshots();
+            let before = env.snapshot_ids();
             let o = env.run(&["restore", &target, "--to", &serial(&b), "--yes"]);
             eprintln!("restore, {how} after {off} bytes: {}", text(&o).trim());
             let dump = b.stop_and_dump();
@@ -306,7 +283,7 @@ fn a_restore_to_a_board_unplugged_or_reset_midway_leaves_old_or_new_files_never_
             // its state before the restore is in the repository.
             let r = Repo::open(&env.repo).unwrap();
             let safety: Vec<_> = env
-                .snapshots()
+                .snapshot_ids()
                 .into_iter()
                 .filter(|id| !before.contains(id))
                 .filter(|id| r.read_snapshot(id).unwrap().is_safety())
