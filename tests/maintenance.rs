@@ -1279,13 +1279,13 @@ fn find_chunk_of(repo: &Path, rev_path: &str) -> PathBuf {
     }
 }
 
-#[test]
-fn check_finds_and_names_every_kind_of_damage() {
-    let tmp = tempfile::tempdir().unwrap();
-    // Damage to loose object files (format 1); packs: see
-    // check_finds_damage_to_packs_and_index_objects.
-    let repo = init_format(tmp.path(), "1");
-    let src = tmp.path().join("dev");
+/// The repository the damage tests break copies of: two snapshots of a
+/// small tree (a text file, a 40 KB binary, a text file in `lib/`, then
+/// one more file), clean by `check --read-data`. Returns the template and
+/// the two snapshot ids.
+fn damage_template(tmp: &Path, format: &str) -> (PathBuf, String, String) {
+    let repo = init_format(tmp, format);
+    let src = tmp.join("dev");
     write_file(
         &src.join("main.py"),
         b"print('main')\n".repeat(50).as_slice(),
@@ -1297,10 +1297,19 @@ fn check_finds_and_names_every_kind_of_damage() {
     write_file(&src.join("extra.txt"), b"extra\n", 2);
     let s2 = backup(&repo, &src, "dev");
     let (code, _, v) = check_output(&repo, &["--read-data"]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 0, "{v}");
     assert_eq!(v["ok"], true);
-    let template = tmp.path().join("template");
+    let template = tmp.join("template");
     copy_dir(&repo, &template);
+    (template, s1, s2)
+}
+
+#[test]
+fn check_finds_and_names_every_kind_of_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Damage to loose object files (format 1); packs: see
+    // check_finds_damage_to_packs_and_index_objects.
+    let (template, s1, s2) = damage_template(tmp.path(), "1");
     let fresh = |name: &str| {
         let r = tmp.path().join(name);
         copy_repo(&template, &r);
@@ -1406,24 +1415,10 @@ fn check_finds_and_names_every_kind_of_damage() {
 fn check_finds_damage_to_packs_and_index_objects() {
     use belay_suite::objects::{place_of, places};
     let tmp = tempfile::tempdir().unwrap();
-    let repo = init_format(tmp.path(), "2");
-    let src = tmp.path().join("dev");
-    write_file(
-        &src.join("main.py"),
-        b"print('main')\n".repeat(50).as_slice(),
-        1,
-    );
-    write_file(&src.join("lib/a.bin"), &noise(40_000, 7), 1);
-    write_file(&src.join("lib/b.txt"), b"bbbb\n".repeat(100).as_slice(), 1);
-    backup(&repo, &src, "dev");
-    write_file(&src.join("extra.txt"), b"extra\n", 2);
-    backup(&repo, &src, "dev");
-    let (code, _, v) = check_output(&repo, &["--read-data"]);
-    assert_eq!(code, 0, "{v}");
+    let (template, _, _) = damage_template(tmp.path(), "2");
+    let v = belay_json(&template, &["check"]);
     assert_eq!(v["packs"], 2, "{v}");
     assert_eq!(v["indexes"], 2, "{v}");
-    let template = tmp.path().join("template");
-    copy_dir(&repo, &template);
     let fresh = |name: &str| {
         let r = tmp.path().join(name);
         copy_repo(&template, &r);
