@@ -1137,6 +1137,63 @@ fn gc_frees_a_full_disk() {
     }
 }
 
+#[test]
+fn gc_deletes_garbage_packs_on_a_disk_with_no_room_to_repack() {
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("small");
+    fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1500k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let repo = init_format(&mnt, "2");
+    let src = t.path().join("src");
+    write_file(&src.join("a.bin"), &noise(400_000, 21), 1);
+    backup(&repo, &src, "s");
+    fs::remove_file(src.join("a.bin")).unwrap();
+    write_file(&src.join("b.bin"), &noise(400_000, 22), 2);
+    backup(&repo, &src, "s");
+    belay_json(&repo, &["forget", "--keep-last", "1"]);
+    // Fill the disk to the last block.
+    let filler = mnt.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let block = vec![0x5au8; 4096];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    // The forgotten snapshot's pack goes although no new index fits.
+    let g = belay_json(&repo, &["gc", "--now"]);
+    assert!(g["deleted_bytes"].as_u64().unwrap() >= 400_000, "{g}");
+    assert!(
+        g["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("no space left")),
+        "{g}"
+    );
+    check_clean(&repo, true);
+    // With room again, the next gc writes the consolidated index.
+    fs::remove_file(&filler).unwrap();
+    let g = belay_json(&repo, &["gc", "--now"]);
+    assert_eq!(g["warnings"].as_array().unwrap().len(), 0, "{g}");
+    check_clean(&repo, true);
+    let v = belay_json(&repo, &["check"]);
+    assert_eq!(v["indexes"], 1, "{v}");
+    assert_eq!(v["pack_warnings"].as_array().unwrap().len(), 0, "{v}");
+}
+
 // ---------------------------------------------------------------------------
 // Crash safety: kill -9 at seeded random moments.
 

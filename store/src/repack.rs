@@ -74,6 +74,42 @@ pub fn plan(
     dry_run: bool,
     progress: &dyn Progress,
 ) -> Result<PackPlan> {
+    match plan_with(repo, live, roots, dry_run, progress) {
+        // A full disk is exactly where gc must work: without room for new
+        // packs or an index, it keeps every live pack and index as they
+        // are (what a dry run plans) and deletes garbage only; the packs it
+        // wrote before the disk filled are garbage for this very run.
+        Err(Error::Io { source, .. })
+            if !dry_run
+                && matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+        {
+            let mut plan = plan_with(repo, live, roots, true, progress)?;
+            plan.figures = PackFigures {
+                packs: plan.figures.packs,
+                packs_live: plan.figures.packs_live,
+                ..PackFigures::default()
+            };
+            let w = format!(
+                "no space left to repack or to write the index ({source}): only garbage is deleted; run gc again to repack"
+            );
+            progress.warn(&w);
+            plan.warnings.push(w);
+            Ok(plan)
+        }
+        r => r,
+    }
+}
+
+fn plan_with(
+    repo: &Repo,
+    live: &HashSet<u128>,
+    roots: &[ObjectId],
+    dry_run: bool,
+    progress: &dyn Progress,
+) -> Result<PackPlan> {
     let storage: &dyn Storage = &**repo.storage();
     let root = storage;
     let mut plan = PackPlan::default();
