@@ -57,8 +57,16 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
                 size(r.bytes_read)
             ),
         };
+        let packs = if r.packs > 0 || r.indexes > 0 {
+            format!(
+                " in {} packs listed by {} index objects",
+                r.packs, r.indexes
+            )
+        } else {
+            String::new()
+        };
         ctx.info(format!(
-            "checked {} snapshots, {} trees, {} chunks{read}",
+            "checked {} snapshots, {} trees, {} chunks{packs}{read}",
             r.snapshots, r.trees, r.chunks
         ));
         for w in &r.pack_warnings {

@@ -177,8 +177,15 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         return Ok(());
     }
     let would = if r.dry_run { "would be " } else { "" };
+    // Format 2 keeps and deletes files (packs, index objects, snapshots),
+    // not objects.
+    let unit = if repo.format_version() >= 2 {
+        "files"
+    } else {
+        "objects"
+    };
     ctx.info(format!(
-        "{} objects ({}) reachable from {} snapshots and refs, of {} objects ({})",
+        "{} {unit} ({}) in use by {} snapshots and refs, of {} {unit} ({})",
         r.live_objects,
         size(r.live_bytes),
         r.roots,
@@ -197,14 +204,14 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         ));
     }
     ctx.info(format!(
-        "{}deleted: {} objects ({})",
+        "{}deleted: {} {unit} ({})",
         would,
         r.deleted_objects,
         size(r.deleted_bytes)
     ));
     if r.condemned_objects > 0 {
         ctx.info(format!(
-            "{}condemned: {} unreferenced objects ({}); a gc after the grace period ({}) deletes them",
+            "{}condemned: {} unreferenced {unit} ({}); a gc after the grace period ({}) deletes them",
             would,
             r.condemned_objects,
             size(r.condemned_bytes),
@@ -223,7 +230,7 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
             })
             .unwrap_or_default();
         ctx.info(format!(
-            "waiting: {} condemned objects ({}); {when}",
+            "waiting: {} condemned {unit} ({}); {when}",
             r.pending_objects,
             size(r.pending_bytes)
         ));
