@@ -1240,6 +1240,99 @@ fn timed(repo: &Path, args: &[&str]) -> Duration {
     t.elapsed()
 }
 
+/// Loose chunks and trees left in a repository (format 1's layout).
+fn loose_chunks_and_trees(repo: &Path) -> usize {
+    belay_suite::objects::places(repo)
+        .iter()
+        .filter(|p| !p.packed && (p.kind == 1 || p.kind == 2))
+        .count()
+}
+
+#[test]
+fn migrate_converts_a_v1_repository_in_place_and_survives_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let template = init_format(tmp.path(), "1");
+    let src = tmp.path().join("src");
+    let mut snaps = Vec::new();
+    for i in 0..3u64 {
+        write_file(
+            &src.join(format!("lib/m{i}.py")),
+            b"import os\n".repeat(300 + i as usize).as_slice(),
+            10 + i as i64,
+        );
+        write_file(&src.join("data.bin"), &noise(60_000, 40 + i), 10 + i as i64);
+        snaps.push(backup(&template, &src, "proj"));
+        copy_dir(&src, &tmp.path().join(format!("copy-{i}")));
+    }
+    tag(&template, "first", &snaps[0]);
+    let log_before = belay_json(&template, &["log"]);
+    assert!(loose_chunks_and_trees(&template) > 10);
+    let restores_intact = |r: &Path, label: &str| {
+        for (i, id) in snaps.iter().enumerate() {
+            let to = tmp.path().join(format!("out-{label}-{i}"));
+            belay(r)
+                .args(["restore", id, "--to"])
+                .arg(&to)
+                .assert()
+                .success();
+            assert_same_tree(&tmp.path().join(format!("copy-{i}")), &to);
+            fs::remove_dir_all(&to).unwrap();
+        }
+    };
+
+    // A migration: same history, every snapshot restores, and gc (after
+    // the grace period) removes the loose copies.
+    let r = tmp.path().join("migrated");
+    copy_repo(&template, &r);
+    let v = belay_json(&r, &["migrate"]);
+    assert_eq!(
+        (v["from"].as_u64(), v["to"].as_u64()),
+        (Some(1), Some(2)),
+        "{v}"
+    );
+    assert!(v["objects_packed"].as_u64().unwrap() > 10, "{v}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.join("config")).unwrap()).unwrap();
+    assert_eq!(config["version"], 2);
+    assert_eq!(belay_json(&r, &["log"]), log_before);
+    check_clean(&r, true);
+    restores_intact(&r, "m");
+    belay_json(&r, &["gc", "--grace", "0"]);
+    belay_json(&r, &["gc", "--grace", "0"]);
+    assert_eq!(loose_chunks_and_trees(&r), 0, "gc removed the loose copies");
+    check_clean(&r, true);
+    restores_intact(&r, "gc");
+    assert_eq!(belay_json(&r, &["migrate"])["already"], true);
+
+    // kill -9 at seeded moments of a migration: the repository is whole
+    // (format 1 or 2), and a rerun completes.
+    let probe = tmp.path().join("probe");
+    copy_repo(&template, &probe);
+    let dur = timed(&probe, &["migrate"]);
+    let mut rng = Rng(0x5eed_0010);
+    let mut bound = dur.as_micros() as u64 + 1;
+    let (mut killed, mut attempts) = (0, 0);
+    while killed < 15 {
+        attempts += 1;
+        assert!(attempts <= 80, "too few kills: {killed} of {attempts}");
+        let repo = tmp.path().join(format!("k{attempts}"));
+        copy_repo(&template, &repo);
+        let delay = Duration::from_micros(rng.next() % bound);
+        if run_killed(&repo, &["migrate"], delay) {
+            killed += 1;
+            bound = bound * 21 / 20;
+        } else {
+            bound = (bound * 4 / 5).max(2_000);
+        }
+        check_clean(&repo, false);
+        assert_eq!(belay_json(&repo, &["log"]), log_before);
+        let v = belay_json(&repo, &["migrate"]);
+        assert!(v["already"] == true || v["to"] == 2, "{v}");
+        check_clean(&repo, true);
+        fs::remove_dir_all(&repo).unwrap();
+    }
+}
+
 #[test]
 fn kill_9_during_backup_and_gc_leaves_a_clean_repository_and_reruns_complete() {
     let tmp = tempfile::tempdir().unwrap();
