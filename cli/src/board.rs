@@ -140,7 +140,7 @@ fn board_name(out: &Ctx, repo: &Repo, s: &Session, explicit: Option<&str>) -> Re
             .map(|(n, _)| n)
             .unwrap_or_else(|| uid.clone())),
         None => {
-            let n = sboard::default_name(s);
+            let n = belay_store::repo::sanitize_ref_name(&sboard::default_name(s));
             out.warn(format!(
                 "{}: the board has no machine.unique_id(); naming it {n} after its port (use --name to choose)",
                 s.label()

@@ -62,7 +62,7 @@ impl FromStr for ObjectId {
 /// A SHA-256 digest of a whole file's content. Boards compute it themselves
 /// (`hashlib.sha256`), so it is how a board's file is recognised without
 /// sending it.
-pub type Sha256 = [u8; 32];
+pub use belay_source::Sha256;
 
 pub fn sha256_hex(d: &Sha256) -> String {
     hex::encode(d)

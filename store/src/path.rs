@@ -58,16 +58,7 @@ pub fn display_short(path: &[u8]) -> String {
     format!("{}...", display(&path[..SHOWN]))
 }
 
-pub fn display(path: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in path.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
+pub use belay_source::display_path as display;
 
 /// Parse a path typed by a user (UTF-8, `\xNN` escapes as printed by
 /// [`display`]) back into bytes, without leading or trailing slashes.

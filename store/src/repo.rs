@@ -836,6 +836,12 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
 }
 
 /// Turn an arbitrary string (a folder's name) into a valid ref name.
+/// The source name for a backup of `source` when the user gives none: its
+/// own suggestion made a valid name.
+pub fn default_source_name(source: &dyn crate::source::Source) -> String {
+    sanitize_ref_name(&source.default_name())
+}
+
 pub fn sanitize_ref_name(raw: &str) -> String {
     let mut s: String = raw
         .chars()

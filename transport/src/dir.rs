@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use belay_store::source::{ChangeStamp, EntryMeta, Sink, Source, SourceEntry, SourceKind};
+use belay_source::{ChangeStamp, EntryMeta, Sink, Source, SourceEntry, SourceKind};
 
 /// Name of the per-folder ignore file (gitignore syntax).
 pub const IGNORE_FILE: &str = ".belayignore";
@@ -79,7 +79,7 @@ impl Source for DirSource {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "root".into());
-        belay_store::repo::sanitize_ref_name(&name)
+        name
     }
 
     fn walk(&self, warn: &mut dyn FnMut(String)) -> io::Result<Vec<SourceEntry>> {

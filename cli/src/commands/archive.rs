@@ -13,7 +13,6 @@ use belay_store::archive::import::ArchiveSource;
 use belay_store::archive::{Format, MANIFEST_NAME};
 use belay_store::backup::{self, BackupOptions};
 use belay_store::path as bpath;
-use belay_store::source::Source;
 use serde_json::json;
 
 use crate::args::{ExportArgs, ImportArgs};
@@ -146,7 +145,7 @@ pub(crate) fn import(ctx: &Ctx, repo: &Repo, a: ImportArgs) -> Result<()> {
     let name = match (&a.name, manifest) {
         (Some(n), _) => n.clone(),
         (None, Some(m)) if !m.source.is_empty() => m.source.clone(),
-        (None, _) => source.default_name(),
+        (None, _) => belay_store::repo::default_source_name(&source),
     };
     let file_name = if a.file == Path::new("-") {
         "-".to_string()

@@ -76,7 +76,7 @@ fn folder_name(
     source: &DirSource,
 ) -> Result<String> {
     use belay_store::source::Source;
-    let mut name = source.default_name();
+    let mut name = belay_store::repo::default_source_name(source);
     let mut head = repo.read_ref(belay_store::repo::RefKind::Head, &name)?;
     // A history renamed with `belay rename` continues under its new name.
     if head.is_none()

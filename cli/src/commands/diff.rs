@@ -262,7 +262,7 @@ fn live(
             let from = match from {
                 Some(f) => f,
                 None => {
-                    let name = source.default_name();
+                    let name = belay_store::repo::default_source_name(&source);
                     repo.read_ref(RefKind::Head, &name)?.ok_or_else(|| {
                         anyhow!(
                             "no snapshot of a source named {name:?}; give the snapshot to compare with: `belay diff REV {}`",

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::sync::Mutex;
 
-use belay_store::id::Sha256 as Sha;
-use belay_store::source::{EntryMeta, ExistingEntry, Sink, Source, SourceEntry, SourceKind};
+use belay_source::Sha256 as Sha;
+use belay_source::{EntryMeta, ExistingEntry, Sink, Source, SourceEntry, SourceKind};
 use sha2::{Digest, Sha256};
 
 use super::error::BoardError;
@@ -140,15 +140,16 @@ pub fn device_info(s: &Session) -> Vec<(String, String)> {
     v
 }
 
-/// The source name a board gets when the user gives none: its unique id,
-/// else the port's file name.
+/// The name a board suggests for itself when the user gives none: its
+/// unique id, else `board-` and the port's file name (the repository makes
+/// it a valid source name).
 pub fn default_name(s: &Session) -> String {
     match s.info.unique_id() {
         Some(u) => u.to_string(),
         None => {
             let port = s.port();
             let base = port.rsplit('/').next().unwrap_or(port);
-            belay_store::repo::sanitize_ref_name(&format!("board-{base}"))
+            format!("board-{base}")
         }
     }
 }

@@ -1005,7 +1005,7 @@ fn board_text(data: &[u8]) -> String {
 }
 
 pub fn display(path: &[u8]) -> String {
-    belay_store::path::display(path)
+    belay_source::display_path(path)
 }
 
 /// For messages: a few bytes of what came instead of a frame.
