@@ -74,12 +74,10 @@ impl Source for DirSource {
     }
 
     fn default_name(&self) -> String {
-        let name = self
-            .root
+        self.root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".into());
-        name
+            .unwrap_or_else(|| "root".into())
     }
 
     fn walk(&self, warn: &mut dyn FnMut(String)) -> io::Result<Vec<SourceEntry>> {
