@@ -675,23 +675,9 @@ fn a_repository_inside_the_source_is_not_backed_up() {
 fn a_full_disk_fails_cleanly_and_leaves_no_partial_snapshot() {
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small");
-    fs::create_dir_all(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+    let Some(_disk) = belay_suite::fsutil::small_tmpfs(&mnt, 600) else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    };
     let repo = mnt.join("repo");
     belay(&repo).arg("init").assert().success();
     let src = t.path().join("src");

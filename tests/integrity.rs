@@ -509,23 +509,9 @@ fn gc_runs_on_a_disk_the_first_backup_filled() {
     for size_k in [420, 500, 600, 700] {
         let env = Env::new();
         let mnt = env.path("small");
-        fs::create_dir_all(&mnt).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_k}k"), "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        let Some(_disk) = belay_suite::fsutil::small_tmpfs(&mnt, size_k) else {
             return;
-        }
-        struct Unmount(PathBuf);
-        impl Drop for Unmount {
-            fn drop(&mut self) {
-                let _ = Command::new("umount").arg(&self.0).status();
-            }
-        }
-        let _guard = Unmount(mnt.clone());
+        };
         let repo = mnt.join("repo");
         env.cmd(&repo, &["init"]).assert().success();
         let src = env.path("src");

@@ -1094,23 +1094,9 @@ fn gc_frees_a_full_disk() {
     // format 1); gc (which needs no more than one free block) reclaims them.
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small");
-    fs::create_dir_all(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+    let Some(_disk) = belay_suite::fsutil::small_tmpfs(&mnt, 600) else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    };
     // Format 1 leaves the failed backup's objects filling the disk; format
     // 2 had them in a pack it could not write, so nothing is left.
     for format in ["1", "2"] {
@@ -1141,23 +1127,9 @@ fn gc_frees_a_full_disk() {
 fn gc_deletes_garbage_packs_on_a_disk_with_no_room_to_repack() {
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small");
-    fs::create_dir_all(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1500k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+    let Some(_disk) = belay_suite::fsutil::small_tmpfs(&mnt, 1500) else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    };
     let repo = init_format(&mnt, "2");
     let src = t.path().join("src");
     write_file(&src.join("a.bin"), &noise(400_000, 21), 1);

@@ -247,26 +247,59 @@ fn stop(e: Error) -> Error {
     ))
 }
 
-/// Visit every object file: `f(id, path, size)`; `.tmp-` files go to `tmp`.
-pub fn walk_objects(
-    repo: &Repo,
-    f: &mut dyn FnMut(ObjectId, &str, u64) -> Result<()>,
-    tmp: &mut dyn FnMut(&str, FileInfo) -> Result<()>,
-) -> Result<()> {
+/// Callbacks for the files under `objects/`: `(id, key, size)` for an
+/// object file, `(key, info)` for a `.tmp-` file.
+pub type ObjectVisitor<'a> = &'a mut dyn FnMut(ObjectId, &str, u64) -> Result<()>;
+pub type TempVisitor<'a> = &'a mut dyn FnMut(&str, FileInfo) -> Result<()>;
+
+/// Hand one listed file to the visitor it belongs to (other names are not
+/// the repository's and are skipped).
+fn visit_one(key: &str, info: FileInfo, f: ObjectVisitor, tmp: TempVisitor) -> Result<()> {
+    let name = key.rsplit('/').next().unwrap_or_default();
+    if name.starts_with(TEMP_PREFIX) {
+        tmp(key, info)
+    } else if let Some(id) = ObjectId::from_hex(name) {
+        f(id, key, info.size)
+    } else {
+        Ok(())
+    }
+}
+
+/// Visit every object file as the storage lists it (streaming: a format-1
+/// repository may hold millions).
+pub fn walk_objects(repo: &Repo, f: ObjectVisitor, tmp: TempVisitor) -> Result<()> {
     let storage = repo.storage();
     storage
         .list("objects", &mut |key, info| {
-            let name = key.rsplit('/').next().unwrap_or_default();
-            let call = if name.starts_with(TEMP_PREFIX) {
-                tmp(key, info)
-            } else if let Some(id) = ObjectId::from_hex(name) {
-                f(id, key, info.size)
-            } else {
-                Ok(())
-            };
-            call.map_err(|e| io::Error::other(Box::new(e)))
+            visit_one(key, info, f, tmp).map_err(|e| io::Error::other(Box::new(e)))
         })
         .map_err(|e| unwrap_store_error(e, &storage.locate("objects")))
+}
+
+/// Every file under `objects/`, listed once: format 2 holds few (packs and
+/// snapshots), and gc's pack plan and its sweep both need them.
+pub fn list_objects(repo: &Repo) -> Result<Vec<(String, FileInfo)>> {
+    let storage = repo.storage();
+    let mut out = Vec::new();
+    storage
+        .list("objects", &mut |key, info| {
+            out.push((key.to_string(), info));
+            Ok(())
+        })
+        .at(storage.locate("objects"))?;
+    Ok(out)
+}
+
+/// [`walk_objects`] over a listing made before.
+pub fn visit_listed(
+    listed: &[(String, FileInfo)],
+    f: ObjectVisitor,
+    tmp: TempVisitor,
+) -> Result<()> {
+    for (key, info) in listed {
+        visit_one(key, *info, f, tmp)?;
+    }
+    Ok(())
 }
 
 /// An error raised by a callback inside a storage listing comes back as an
@@ -398,8 +431,14 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     // Format v2: repack, pack loose chunks and trees, consolidate the
     // index; files are then kept by the plan (packs, index objects and
     // loose snapshots), not by object id.
-    let pack_plan = if repo.format_version() >= 2 {
-        let plan = crate::repack::plan(repo, &live, &roots, opts.dry_run, progress)?;
+    // Format 2: one listing of `objects/` serves the pack plan and the sweep.
+    let listed = if repo.format_version() >= 2 {
+        Some(list_objects(repo)?)
+    } else {
+        None
+    };
+    let pack_plan = if let Some(listed) = &listed {
+        let plan = crate::repack::plan(repo, listed, &live, &roots, opts.dry_run, progress)?;
         report.packs = plan.figures.clone();
         report.warnings.extend(plan.warnings.iter().cloned());
         Some(plan)
@@ -515,7 +554,10 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
             }
         }
     }
-    walk_objects(repo, &mut visit, &mut temp)?;
+    match &listed {
+        Some(listed) => visit_listed(listed, &mut visit, &mut temp)?,
+        None => walk_objects(repo, &mut visit, &mut temp)?,
+    }
     let (n, b) = delete_batch(&pool, &*storage, &mut batch)?;
     report.deleted_objects += n;
     report.deleted_bytes += b;

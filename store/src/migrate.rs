@@ -45,7 +45,8 @@ pub fn migrate(repo: &Repo, progress: &dyn Progress) -> Result<MigrateReport> {
     })?;
     let live = gc::mark(repo, &roots, progress, &mut report.warnings)?;
     crate::session::pause_point("migrate-marked");
-    let plan = crate::repack::plan(repo, &live, &roots, false, progress)?;
+    let listed = gc::list_objects(repo)?;
+    let plan = crate::repack::plan(repo, &listed, &live, &roots, false, progress)?;
     report.objects_packed = plan.figures.loose_packed;
     report.packs_written = plan.figures.packs_written;
     report.warnings.extend(plan.warnings);

@@ -64,17 +64,19 @@ struct PackState {
     canonical_bytes: u64,
 }
 
-/// Plan (and unless `dry_run`, do) the pack work of one gc run. `live`
-/// holds the truncated ids of every reachable object, `roots` the
+/// Plan (and unless `dry_run`, do) the pack work of one gc run. `objects`
+/// is the run's one listing of `objects/` ([`crate::gc::list_objects`]),
+/// `live` holds the truncated ids of every reachable object, `roots` the
 /// snapshot ids (loose in every format).
 pub fn plan(
     repo: &Repo,
+    objects: &[(String, crate::storage::FileInfo)],
     live: &HashSet<u128>,
     roots: &[ObjectId],
     dry_run: bool,
     progress: &dyn Progress,
 ) -> Result<PackPlan> {
-    match plan_with(repo, live, roots, dry_run, progress) {
+    match plan_with(repo, objects, live, roots, dry_run, progress) {
         // A full disk is exactly where gc must work: without room for new
         // packs or an index, it keeps every live pack and index as they
         // are (what a dry run plans) and deletes garbage only; the packs it
@@ -86,7 +88,7 @@ pub fn plan(
                     std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
                 ) =>
         {
-            let mut plan = plan_with(repo, live, roots, true, progress)?;
+            let mut plan = plan_with(repo, objects, live, roots, true, progress)?;
             plan.figures = PackFigures {
                 packs: plan.figures.packs,
                 packs_live: plan.figures.packs_live,
@@ -105,6 +107,7 @@ pub fn plan(
 
 fn plan_with(
     repo: &Repo,
+    objects: &[(String, crate::storage::FileInfo)],
     live: &HashSet<u128>,
     roots: &[ObjectId],
     dry_run: bool,
@@ -213,8 +216,8 @@ fn plan_with(
     let root_set: HashSet<u128> = roots.iter().map(trunc).collect();
     let mut loose_live: Vec<(ObjectId, u64)> = Vec::new();
     let mut loose_keep: Vec<ObjectId> = Vec::new();
-    crate::gc::walk_objects(
-        repo,
+    crate::gc::visit_listed(
+        objects,
         &mut |id, _, size| {
             if known_packs.contains(&id) {
                 return Ok(());

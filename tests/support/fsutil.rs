@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a test cares about for one entry: kind, content or link target,
 /// permission bits and mtime in nanoseconds.
@@ -133,4 +133,30 @@ pub fn set_mtime(path: &Path, ns: i64) {
         .unwrap()
         .set_modified(t)
         .unwrap();
+}
+
+/// A small tmpfs mounted at `dir` (created), unmounted when dropped: a
+/// disk that fills up. `None` (after saying "skipped") where mounting is
+/// not allowed (not root).
+pub fn small_tmpfs(dir: &Path, size_kib: u64) -> Option<Tmpfs> {
+    fs::create_dir_all(dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return None;
+    }
+    Some(Tmpfs(dir.to_path_buf()))
+}
+
+/// See [`small_tmpfs`].
+pub struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }
