@@ -1385,9 +1385,10 @@ fn check_output(repo: &Path, args: &[&str]) -> (i32, String, serde_json::Value) 
     (out.status.code().unwrap(), human, v)
 }
 
-fn find_chunk_of(repo: &Path, rev_path: &str) -> PathBuf {
-    // The file's first chunk, through `ls --json` (sha256) is not enough:
-    // read the tree with the store.
+/// The first chunk of the file at `REV:PATH`, and the file holding it (its
+/// loose file, or its pack). `ls --json` (sha256) is not enough: read the
+/// tree with the store.
+fn first_chunk_of(repo: &Path, rev_path: &str) -> (ObjectId, PathBuf) {
     let r = belay_store::Repo::open(repo).unwrap();
     let (rev, path) = rev_path.split_once(':').unwrap();
     let id = belay_store::rev::resolve(&r, rev).unwrap();
@@ -1396,9 +1397,18 @@ fn find_chunk_of(repo: &Path, rev_path: &str) -> PathBuf {
         .unwrap()
         .unwrap();
     match e.node {
-        belay_store::tree::Node::File { chunks, .. } => r.object_path(&chunks[0]),
+        belay_store::tree::Node::File { chunks, .. } => (chunks[0], r.object_path(&chunks[0])),
         _ => panic!("not a file"),
     }
+}
+
+fn find_chunk_of(repo: &Path, rev_path: &str) -> PathBuf {
+    first_chunk_of(repo, rev_path).1
+}
+
+/// Whether `check --json` output `v` lists a problem that `matches`.
+fn has_problem(v: &serde_json::Value, matches: impl Fn(&serde_json::Value) -> bool) -> bool {
+    v["problems"].as_array().unwrap().iter().any(matches)
 }
 
 /// The repository the damage tests break copies of: two snapshots of a
@@ -1546,22 +1556,11 @@ fn check_finds_damage_to_packs_and_index_objects() {
         copy_repo(&template, &r);
         r
     };
+    // The pack's name (as the store gives it) and the chunk's place in it.
     let chunk_of = |r: &Path, rev_path: &str| {
-        let p = find_chunk_of(r, rev_path);
-        let id = p.file_name().unwrap().to_str().unwrap().to_string();
-        // find_chunk_of names the pack; the chunk is the first of the file.
-        let rr = belay_store::Repo::open(r).unwrap();
-        let (rev, path) = rev_path.split_once(':').unwrap();
-        let snap = rr
-            .read_snapshot(&belay_store::rev::resolve(&rr, rev).unwrap())
-            .unwrap();
-        let e = belay_store::walk::lookup(&rr, &snap.tree, path.as_bytes())
-            .unwrap()
-            .unwrap();
-        let belay_store::tree::Node::File { chunks, .. } = e.node else {
-            panic!("not a file")
-        };
-        (id, place_of(r, &chunks[0]))
+        let (chunk, pack) = first_chunk_of(r, rev_path);
+        let name = pack.file_name().unwrap().to_str().unwrap().to_string();
+        (name, place_of(r, &chunk))
     };
 
     // A flipped byte inside a packed chunk: only reading the data finds it,
@@ -1597,12 +1596,8 @@ fn check_finds_damage_to_packs_and_index_objects() {
     let (code, human, v) = check_output(&r, &[]);
     assert_eq!(code, 3, "{human}");
     assert!(
-        v["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["object"] == last.hex().as_str()
-                && p["message"].as_str().unwrap().contains("truncated")),
+        has_problem(&v, |p| p["object"] == last.hex().as_str()
+            && p["message"].as_str().unwrap().contains("truncated")),
         "{v}"
     );
 
@@ -1612,14 +1607,7 @@ fn check_finds_damage_to_packs_and_index_objects() {
     fs::remove_file(&place.file).unwrap();
     let (code, human, v) = check_output(&r, &[]);
     assert_eq!(code, 3, "{human}");
-    assert!(
-        v["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["kind"] == "missing"),
-        "{v}"
-    );
+    assert!(has_problem(&v, |p| p["kind"] == "missing"), "{v}");
     assert!(human.contains("main.py"), "{human}");
     // gc never deletes around damage it cannot read.
     let out = belay(&r).args(["gc", "--now"]).output().unwrap();
@@ -1644,14 +1632,7 @@ fn check_finds_damage_to_packs_and_index_objects() {
     fs::write(&ix, bytes).unwrap();
     let (code, human, v) = check_output(&r, &[]);
     assert_eq!(code, 3, "{human}");
-    assert!(
-        v["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["kind"] == "bad-index"),
-        "{v}"
-    );
+    assert!(has_problem(&v, |p| p["kind"] == "bad-index"), "{v}");
     assert!(
         human.contains(ix.file_name().unwrap().to_str().unwrap()),
         "{human}"
