@@ -80,7 +80,7 @@ fn folder_name(
     let mut head = repo.read_ref(belay_store::repo::RefKind::Head, &name)?;
     // A history renamed with `belay rename` continues under its new name.
     if head.is_none()
-        && let Some(renamed) = belay_store::rename::renamed_to(repo.root(), &name)
+        && let Some(renamed) = belay_store::rename::renamed_to(repo, &name)
         && let Some(h) = repo.read_ref(belay_store::repo::RefKind::Head, &renamed)?
     {
         let here = source.location();
