@@ -385,12 +385,12 @@ impl Repo {
     /// shorter than its header says counts as missing (a torn write); a
     /// packed object exists when a pack file listing it is present.
     pub fn has_object(&self, id: &ObjectId) -> bool {
-        if self.loose_is_complete(id) {
-            return true;
-        }
+        // Packs first: their lookup is in memory, where a loose object
+        // costs a request on object storage.
         self.packed
             .as_ref()
             .is_some_and(|p| p.contains(id, true).unwrap_or(false))
+            || self.loose_is_complete(id)
     }
 
     /// One cheap presence test (a `stat`, no open) of `id`: a loose file
