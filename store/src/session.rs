@@ -442,6 +442,10 @@ impl Session {
 
 /// Objects below `root` (itself included) that do not exist.
 fn missing_objects(repo: &Repo, root: &ObjectId) -> Result<Vec<ObjectId>> {
+    // Packs seen before the gc ran may be gone now.
+    if let Some(p) = repo.packed() {
+        p.forget_presence();
+    }
     let mut missing = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![*root];
