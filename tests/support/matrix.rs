@@ -82,6 +82,9 @@ pub fn repo_arg(folder: &Path) -> (OsString, Vec<(&'static str, String)>) {
         // folder, as without the matrix.
         return (folder.as_os_str().to_owned(), Vec::new());
     };
+    // The server caches directory listings for 0.1 s (see s3.rs): files a
+    // test wrote or damaged on disk just now must be visible to it.
+    std::thread::sleep(std::time::Duration::from_millis(150));
     let location = format!(
         "s3:{}/{}/{}",
         s.server.endpoint(),
