@@ -104,7 +104,18 @@ impl S3Server {
             .append(true)
             .open(&log_path)
             .unwrap();
-        let mut child = Command::new(rclone())
+        let mut cmd = Command::new(rclone());
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // kill rclone when this test process dies (a timeout, a crash), so
+        // no server outlives its test.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args([
                 "serve",
                 "s3",
