@@ -44,13 +44,21 @@
 //! | `sync`, `sync_entry`, `sync_all`, `create_dirs` | nothing (a successful PUT is durable; object storage has no directories) |
 //!
 //! [`S3Storage::requests`] counts the requests actually sent (retries
-//! included) and the body bytes each way.
+//! included) and the body bytes each way (received: the answers'
+//! `Content-Length`, so a `read` refused past `max` counts the whole
+//! object). The first `put_new` of a process adds the probe below (two
+//! PUTs and a DELETE). `mtime`s are the server's `Last-Modified`, an HTTP
+//! date: whole seconds.
+//!
+//! A missing bucket is reported by every request that gets an answer body
+//! (GET, PUT, LIST); a HEAD answers a bare 404, so `stat` and `delete`
+//! see an absent key there.
 //!
 //! # Write-once on servers that ignore `If-None-Match`
 //!
 //! AWS S3 (since 2024), MinIO, Ceph and most others refuse a conditional
 //! PUT of an existing key with 412. Some S3-compatible servers ignore the
-//! header and overwrite. Once per process and endpoint, the first
+//! header and overwrite (`rclone serve s3` 1.75, the test server, does). Once per process and endpoint, the first
 //! `put_new` probes: it PUTs `.tmp-probe-<unique>` twice with
 //! `If-None-Match: *`, then deletes it. When the second PUT succeeded, the
 //! server ignores the header and `put_new` falls back to HEAD-then-PUT.
