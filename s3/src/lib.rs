@@ -30,7 +30,7 @@
 //! | method | requests |
 //! |---|---|
 //! | `read(key, max)` | one GET, streamed: past `max` bytes the connection is dropped and `InvalidData` returned |
-//! | `read_range` | a chunk of a pack (`objects/…`, under 4 MiB): served from a read-ahead window when one holds it, else one GET from there streaming up to 4 MiB, kept as a window (8 kept); anything else: one ranged GET (short → `UnexpectedEof`) |
+//! | `read_range` | a chunk of a pack (`objects/…`, under 4 MiB): served from a read-ahead window when one holds it, else a ranged GET of the 4 MiB-aligned block holding it (the last block of a pack: a second GET of the rest), kept as a window (16 kept); anything else: one ranged GET (short → `UnexpectedEof`) |
 //! | `stat` | one HEAD: size, and `mtime` = the server's `Last-Modified` |
 //! | `put_new` | one PUT with `If-None-Match: *` (412/409 → `AlreadyExisted`); on a server that ignores the header: a HEAD, then a PUT (see below) |
 //! | `put_replace` | one PUT |
@@ -641,7 +641,7 @@ fn info(m: &opendal::Metadata) -> FileInfo {
 /// Bytes read past a requested chunk of a pack.
 const READ_AHEAD: u64 = 4 << 20;
 /// Windows kept (a few restores or readers at once).
-const WINDOWS: usize = 8;
+const WINDOWS: usize = 16;
 
 struct Window {
     key: String,
@@ -660,32 +660,44 @@ impl S3Storage {
         Some(w.bytes[start..start + len as usize].to_vec())
     }
 
-    /// One GET from `offset`, streamed up to [`READ_AHEAD`] bytes (fewer
-    /// at the end of the object), kept as a window.
-    fn read_window(&self, key: &str, offset: u64) -> io::Result<()> {
-        let reader = self.op.reader(key).map_err(|e| self.err("read", key, e))?;
-        let chunks = reader
-            .into_iterator(offset..)
-            .map_err(|e| self.err("read", key, e))?;
-        let mut bytes = Vec::new();
-        for chunk in chunks {
-            match chunk {
-                Ok(c) => bytes.extend_from_slice(&c.to_bytes()),
-                // Past the end: an empty window (the caller says EOF).
-                Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => break,
-                Err(e) => return Err(self.err("read", key, e)),
+    /// One ranged GET of the [`READ_AHEAD`]-aligned block holding
+    /// `offset` (and on to `offset + len`), kept as a window. Aligned, so
+    /// that readers going back and forth in a pack (parallel restores)
+    /// fetch each block once. The last block of an object is shorter than
+    /// the range, which opendal refuses: then one GET of the rest.
+    fn read_window(&self, key: &str, offset: u64, len: u64) -> io::Result<()> {
+        let start = offset - offset % READ_AHEAD;
+        let end = (start + READ_AHEAD).max(offset + len);
+        let opts = ReadOptions {
+            range: (start..end).into(),
+            ..Default::default()
+        };
+        let bytes = match self.op.read_options(key, opts) {
+            Ok(b) => b.to_vec(),
+            Err(e)
+                if e.kind() == ErrorKind::RangeNotSatisfied
+                    || e.message().contains("too little data") =>
+            {
+                let opts = ReadOptions {
+                    range: (start..).into(),
+                    ..Default::default()
+                };
+                match self.op.read_options(key, opts) {
+                    Ok(b) => b.to_vec(),
+                    // Past the end: an empty window (the caller says EOF).
+                    Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => Vec::new(),
+                    Err(e) => return Err(self.err("read", key, e)),
+                }
             }
-            if bytes.len() as u64 >= READ_AHEAD {
-                break;
-            }
-        }
+            Err(e) => return Err(self.err("read", key, e)),
+        };
         let mut windows = self.windows.lock().unwrap();
         if windows.len() >= WINDOWS {
             windows.pop_front();
         }
         windows.push_back(Window {
             key: key.to_string(),
-            offset,
+            offset: start,
             bytes: Arc::new(bytes),
         });
         Ok(())
@@ -735,7 +747,7 @@ impl Storage for S3Storage {
         // in pack order) sends one GET per READ_AHEAD bytes, not one per
         // chunk.
         if key.starts_with("objects/") && len < READ_AHEAD {
-            self.read_window(key, offset)?;
+            self.read_window(key, offset, len)?;
             if let Some(bytes) = self.windowed(key, offset, len) {
                 return Ok(bytes);
             }
