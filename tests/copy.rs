@@ -110,19 +110,7 @@ fn copy_keeps_a_newer_head_in_the_destination_and_refuses_a_missing_source() {
     assert_eq!(r["copied"].as_array().unwrap().len(), 1, "{r}");
     // The destination moves on by itself.
     fs::write(src.join("only-there.txt"), b"x").unwrap();
-    let at = |args: &[&str]| {
-        let out = t
-            .cmd_at(dest.as_os_str(), &["--json"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let at = |args: &[&str]| t.json_at(dest.as_os_str(), args);
     at(&["backup", src.to_str().unwrap(), "--name", "proj"]);
     let head_there = at(&["log"])[0]["id"].clone();
     let r = t.json(&["copy", "--to", d]);

@@ -45,6 +45,41 @@ fn one_line_error(out: std::process::Output) -> String {
     err
 }
 
+/// A backup of `src` as source "src".
+fn backup(t: &TestRepo, s3: &S3Server, location: &str, src: &Path) -> Value {
+    ok(on(
+        t,
+        s3,
+        location,
+        &["backup", src.to_str().unwrap(), "--name", "src"],
+    ))
+}
+
+/// `check --read-data` finds nothing.
+fn checks_clean(t: &TestRepo, s3: &S3Server, location: &str) {
+    let check = ok(on(t, s3, location, &["check", "--read-data"]));
+    assert_eq!(
+        check["problems"].as_array().map_or(0, |p| p.len()),
+        0,
+        "{check}"
+    );
+}
+
+/// [`checks_clean`], and the source's head restores
+/// byte-identical to `src`.
+fn checks_clean_and_restores(t: &TestRepo, s3: &S3Server, location: &str, src: &Path) {
+    checks_clean(t, s3, location);
+    let out = t.dir("out");
+    let _ = fs::remove_dir_all(&out);
+    ok(on(
+        t,
+        s3,
+        location,
+        &["restore", "src", "--to", out.to_str().unwrap()],
+    ));
+    assert_same_tree(src, &out);
+}
+
 fn tree(dir: &Path, files: usize, seed: u64) {
     fs::create_dir_all(dir.join("lib")).unwrap();
     for i in 0..files {
@@ -68,33 +103,10 @@ fn backups_through_a_server_answering_503_succeed_and_stay_consistent() {
     let src = t.dir("src");
     tree(&src, 20, 1);
     ok(on(&t, &s3, &location, &["init"]));
-    ok(on(
-        &t,
-        &s3,
-        &location,
-        &["backup", src.to_str().unwrap(), "--name", "src"],
-    ));
+    backup(&t, &s3, &location, &src);
     fs::write(src.join("lib/f3.bin"), noise(90_000, 99)).unwrap();
-    ok(on(
-        &t,
-        &s3,
-        &location,
-        &["backup", src.to_str().unwrap(), "--name", "src"],
-    ));
-    let check = ok(on(&t, &s3, &location, &["check", "--read-data"]));
-    assert_eq!(
-        check["problems"].as_array().map_or(0, |p| p.len()),
-        0,
-        "{check}"
-    );
-    let out = t.dir("out");
-    ok(on(
-        &t,
-        &s3,
-        &location,
-        &["restore", "src", "--to", out.to_str().unwrap()],
-    ));
-    assert_same_tree(&src, &out);
+    backup(&t, &s3, &location, &src);
+    checks_clean_and_restores(&t, &s3, &location, &src);
     assert!(proxy.failed() > 0, "the proxy refused nothing");
 }
 
@@ -106,12 +118,7 @@ fn a_server_killed_mid_backup_leaves_a_consistent_repository() {
     tree(&src, 30, 7);
     let location = s3.location();
     ok(on(&t, &s3, &location, &["init"]));
-    ok(on(
-        &t,
-        &s3,
-        &location,
-        &["backup", src.to_str().unwrap(), "--name", "src"],
-    ));
+    backup(&t, &s3, &location, &src);
     let first = ok(on(&t, &s3, &location, &["log"]));
     // A second, bigger backup; the server dies once the backup has stored
     // its objects and before it commits (a pause point holds it there).
@@ -163,26 +170,9 @@ fn a_server_killed_mid_backup_leaves_a_consistent_repository() {
     s3.restart();
     let location = s3.location();
     assert_eq!(ok(on(&t, &s3, &location, &["log"])), first);
-    let check = ok(on(&t, &s3, &location, &["check", "--read-data"]));
-    assert_eq!(
-        check["problems"].as_array().map_or(0, |p| p.len()),
-        0,
-        "{check}"
-    );
-    ok(on(
-        &t,
-        &s3,
-        &location,
-        &["backup", src.to_str().unwrap(), "--name", "src"],
-    ));
-    let out = t.dir("out");
-    ok(on(
-        &t,
-        &s3,
-        &location,
-        &["restore", "src", "--to", out.to_str().unwrap()],
-    ));
-    assert_same_tree(&src, &out);
+    checks_clean(&t, &s3, &location);
+    backup(&t, &s3, &location, &src);
+    checks_clean_and_restores(&t, &s3, &location, &src);
 }
 
 #[test]
@@ -203,29 +193,24 @@ fn wrong_key_missing_bucket_and_no_server_are_one_clear_line_each() {
         "a secret was printed: {err}"
     );
 
-    let err = one_line_error(on(
-        &t,
-        &s3,
-        &s3.location_with("no-such-bucket", "r"),
-        &["log"],
-    ));
-    assert!(
-        err.contains("no-such-bucket") && err.contains("does not exist"),
-        "{err}"
-    );
-
-    let err = one_line_error(on(
-        &t,
-        &s3,
-        &s3.location_with("belay-test", "empty"),
-        &["log"],
-    ));
-    assert!(err.contains("not a belay repository"), "{err}");
-
-    let dead = "s3:http://127.0.0.1:9/belay-test/repo";
-    let err = one_line_error(on(&t, &s3, dead, &["log"]));
-    assert!(err.contains("cannot reach"), "{err}");
-
-    let err = one_line_error(on(&t, &s3, "s3:http://127.0.0.1:9", &["log"]));
-    assert!(err.contains("bucket"), "{err}");
+    // Where the repository is not: each case, the words the line must hold.
+    let cases = [
+        (
+            s3.location_with("no-such-bucket", "r"),
+            vec!["no-such-bucket", "does not exist"],
+        ),
+        (
+            s3.location_with("belay-test", "empty"),
+            vec!["not a belay repository"],
+        ),
+        (
+            "s3:http://127.0.0.1:9/belay-test/repo".to_string(),
+            vec!["cannot reach"],
+        ),
+        ("s3:http://127.0.0.1:9".to_string(), vec!["bucket"]),
+    ];
+    for (location, words) in cases {
+        let err = one_line_error(on(&t, &s3, &location, &["log"]));
+        assert!(words.iter().all(|w| err.contains(w)), "{location}: {err}");
+    }
 }

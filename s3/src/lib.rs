@@ -668,28 +668,10 @@ impl S3Storage {
     fn read_window(&self, key: &str, offset: u64, len: u64) -> io::Result<()> {
         let start = offset - offset % READ_AHEAD;
         let end = (start + READ_AHEAD).max(offset + len);
-        let opts = ReadOptions {
-            range: (start..end).into(),
-            ..Default::default()
-        };
-        let bytes = match self.op.read_options(key, opts) {
-            Ok(b) => b.to_vec(),
-            Err(e)
-                if e.kind() == ErrorKind::RangeNotSatisfied
-                    || e.message().contains("too little data") =>
-            {
-                let opts = ReadOptions {
-                    range: (start..).into(),
-                    ..Default::default()
-                };
-                match self.op.read_options(key, opts) {
-                    Ok(b) => b.to_vec(),
-                    // Past the end: an empty window (the caller says EOF).
-                    Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => Vec::new(),
-                    Err(e) => return Err(self.err("read", key, e)),
-                }
-            }
-            Err(e) => return Err(self.err("read", key, e)),
+        let bytes = match self.get_range(key, (start..end).into())? {
+            Some(b) => b,
+            // Past the end: an empty window (the caller says EOF).
+            None => self.get_range(key, (start..).into())?.unwrap_or_default(),
         };
         let mut windows = self.windows.lock().unwrap();
         if windows.len() >= WINDOWS {
@@ -701,6 +683,25 @@ impl S3Storage {
             bytes: Arc::new(bytes),
         });
         Ok(())
+    }
+
+    /// One ranged GET; `None` when the object ends before the range does
+    /// (opendal refuses a short answer) or before it starts.
+    fn get_range(&self, key: &str, range: opendal::BytesRange) -> io::Result<Option<Vec<u8>>> {
+        let opts = ReadOptions {
+            range,
+            ..Default::default()
+        };
+        match self.op.read_options(key, opts) {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e)
+                if e.kind() == ErrorKind::RangeNotSatisfied
+                    || e.message().contains("too little data") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err("read", key, e)),
+        }
     }
 
     /// A key written or removed: its windows are stale.
@@ -752,22 +753,9 @@ impl Storage for S3Storage {
                 return Ok(bytes);
             }
         }
-        let opts = ReadOptions {
-            range: (offset..offset.saturating_add(len)).into(),
-            ..Default::default()
-        };
-        let bytes = match self.op.read_options(key, opts) {
-            Ok(b) => b.to_vec(),
-            // Past the end, or a shorter answer than the range (opendal
-            // checks).
-            Err(e)
-                if e.kind() == ErrorKind::RangeNotSatisfied
-                    || e.message().contains("too little data") =>
-            {
-                Vec::new()
-            }
-            Err(e) => return Err(self.err("read", key, e)),
-        };
+        let bytes = self
+            .get_range(key, (offset..offset.saturating_add(len)).into())?
+            .unwrap_or_default();
         if (bytes.len() as u64) < len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

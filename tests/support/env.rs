@@ -80,7 +80,12 @@ impl TestRepo {
 
     /// Run with `--json`, assert success, parse stdout.
     pub fn json(&self, args: &[&str]) -> Value {
-        let out = self.cmd(&["--json"]).args(args).output().unwrap();
+        self.json_at(self.repo.as_os_str(), args)
+    }
+
+    /// As [`TestRepo::json`] on another repository.
+    pub fn json_at(&self, repo: &std::ffi::OsStr, args: &[&str]) -> Value {
+        let out = self.cmd_at(repo, &["--json"]).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "belay {args:?} failed:\n{}",
