@@ -270,20 +270,32 @@ fn ranges_have_git_meaning_in_log_and_diff() {
 #[test]
 fn remote_repository_urls_are_refused_without_creating_folders() {
     let e = Env::new();
-    for url in [
-        "s3:s3.amazonaws.com/bucket",
-        "sftp:host:/srv/belay",
-        "https://x/y",
+    // Object storage is a location (here one that does not answer), the
+    // other schemes are refused; none becomes a local folder.
+    for (url, says) in [
+        (
+            "s3:http://127.0.0.1:9/bucket",
+            "no credentials for http://127.0.0.1:9",
+        ),
+        ("sftp:host:/srv/belay", "only folders and S3-compatible"),
+        ("https://x/y", "only folders and S3-compatible"),
     ] {
         let out = e
             .bare()
             .current_dir(&e.root)
+            // No credentials from this machine's environment or profiles.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_CONFIG_FILE", "/dev/null")
             .args(["-r", url, "init"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{url}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not supported yet"), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
     }
     let names: Vec<_> = fs::read_dir(&e.root)
         .unwrap()

@@ -525,6 +525,15 @@ impl S3Storage {
                 ),
             );
         }
+        // No credentials anywhere: the request cannot even be signed.
+        if has("signing http request") || has("no valid credential") {
+            return io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "no credentials for {ep}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+                ),
+            );
+        }
         if e.kind() == ErrorKind::NotFound {
             return io::Error::new(
                 io::ErrorKind::NotFound,
