@@ -77,11 +77,14 @@ pub fn restore_role(s: &Snapshot) -> Option<&'static str> {
     }
 }
 
-/// Print one JSON document on stdout. A closed stdout is an error the
-/// caller passes up (main ends quietly on a broken pipe).
+/// Print one JSON document on stdout, its object keys in sorted order
+/// (a typed result prints as its `serde_json::Value` always has). A closed
+/// stdout is an error the caller passes up (main ends quietly on a broken
+/// pipe).
 pub fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> std::io::Result<()> {
+    let v = serde_json::to_value(v)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
+    serde_json::to_writer_pretty(&mut out, &v)?;
     writeln!(out)?;
     out.flush()
 }

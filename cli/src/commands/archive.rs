@@ -16,9 +16,9 @@ use belay_store::path as bpath;
 use serde_json::json;
 
 use crate::args::{ExportArgs, ImportArgs};
-use crate::commands::backup::parse_meta;
 use crate::output::{self, print_json};
 use crate::progress::Progress;
+use belay_core::backup::parse_meta;
 
 fn parse_format(s: &str) -> Result<Format> {
     Format::parse(s).ok_or_else(|| anyhow!("--format {s:?}: expected zip, tar or tar.zst"))

@@ -3,31 +3,16 @@
 use super::Ctx;
 use std::io::{Read, Write};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use belay_store::path as bpath;
 use belay_store::restore::ContentReader;
 use belay_store::tree::{Node, TreeEntry};
-use belay_store::{ObjectId, Repo, rev, walk};
+use belay_store::{Repo, walk};
 use serde_json::json;
 
 use crate::output::{self, print_json};
 
-/// Resolve `REV[:PATH]` to the snapshot id and the entry at PATH (the root
-/// directory when there is no path).
-pub(crate) fn resolve_spec(repo: &Repo, spec: &str) -> Result<(ObjectId, Vec<u8>, TreeEntry)> {
-    let (r, p) = rev::split_path(spec);
-    let id = rev::resolve(repo, r)?;
-    let snap = repo.read_snapshot(&id)?;
-    let path = p.map(bpath::parse_user_path).unwrap_or_default();
-    let entry = walk::lookup(repo, &snap.tree, &path)?.ok_or_else(|| {
-        anyhow!(
-            "{}: no such path in snapshot {}",
-            bpath::display_short(&path),
-            id.short()
-        )
-    })?;
-    Ok((id, path, entry))
-}
+pub(crate) use belay_core::restore::resolve_spec;
 
 pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<()> {
     let (_, base, entry) = resolve_spec(repo, spec)?;

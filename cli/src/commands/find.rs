@@ -267,7 +267,7 @@ fn find_live(
             search(&source)?
         }
         Location::Serial { port, baud } => {
-            crate::board::with_source(ctx, &port, baud, |b| search(b))?
+            belay_core::board::with_source(&port, baud, ctx, |b| search(b))?
         }
     };
     if ctx.json {

@@ -6,6 +6,7 @@ mod archive;
 mod backup;
 mod browse;
 mod check;
+mod devices;
 mod diff;
 mod find;
 mod forget;
@@ -105,7 +106,7 @@ fn dispatch(
         Command::Rename { old, new, force } => {
             sources::rename(ctx, &open(&repo_path()?)?, &old, &new, force)
         }
-        Command::Devices => crate::board::devices(ctx),
+        Command::Devices => devices::devices(ctx),
         Command::Watch(a) => watch::watch(ctx, &repo_path()?, a),
         Command::Diff(a) => return diff::diff(ctx, &open(&repo_path()?)?, a),
         Command::Tag(a) => tags::tag(ctx, &open(&repo_path()?)?, a),
@@ -198,20 +199,4 @@ pub(crate) fn init(ctx: &Ctx, path: &Path, format: u64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn now_ns() -> i64 {
-    jiff::Timestamp::now().as_nanosecond() as i64
-}
-
-/// The host name recorded in snapshots (gethostname(2)).
-pub(crate) fn hostname() -> String {
-    let h = gethostname::gethostname()
-        .to_string_lossy()
-        .trim()
-        .to_string();
-    if h.is_empty() { "unknown".into() } else { h }
-}
-
-/// The user recorded in snapshots (the account name; empty when unknown).
-pub(crate) fn username() -> String {
-    whoami::username().unwrap_or_default()
-}
+pub(crate) use belay_core::who::{hostname, now_ns, username};

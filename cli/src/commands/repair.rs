@@ -52,7 +52,7 @@ pub(crate) fn repair(
     ) -> Result<RepairReport> {
         match boards.split_first() {
             None => f(open),
-            Some(((port, baud), rest)) => crate::board::with_source(ctx, port, *baud, |b| {
+            Some(((port, baud), rest)) => belay_core::board::with_source(port, *baud, ctx, |b| {
                 let mut all = open.to_vec();
                 all.push(b);
                 with_boards(ctx, rest, &all, f)

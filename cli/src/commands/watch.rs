@@ -3,7 +3,7 @@
 //! once per plug-in with `belay backup serial:PORT`'s code, on a thread per
 //! board, and report every event (one JSON line each with `--json`).
 
-use super::{Ctx, hostname, now_ns, username};
+use super::Ctx;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -20,7 +20,8 @@ use belay_transport::serial::port;
 use serde_json::{Map, Value, json};
 
 use crate::args::{BackupArgs, WatchArgs};
-use crate::board::{BoardBackup, Who};
+use belay_core::BackupResult;
+use belay_core::board::BoardBackupOptions;
 
 /// Set by SIGTERM or SIGHUP: running backups end cleanly and watch exits 0
 /// (a service being stopped), where Ctrl-C exits 130.
@@ -112,7 +113,7 @@ struct PortState {
 struct Finished {
     port: String,
     plug: u64,
-    result: Result<(BoardBackup, Option<Value>), String>,
+    result: Result<(BackupResult, Option<Value>), String>,
 }
 
 /// Print one event: a JSON line with `--json`, else a line with the time.
@@ -188,17 +189,27 @@ fn backup_one(
     port: &str,
     baud: u32,
     forget: bool,
-) -> Result<(BoardBackup, Option<Value>)> {
+) -> Result<(BackupResult, Option<Value>)> {
     let repo = super::open(repo_path)?;
-    let who = Who {
-        meta: super::backup::parse_meta(&a.meta)?,
-        host: hostname(),
-        user: username(),
-        time_ns: now_ns(),
+    let o = super::backup::options(a);
+    let opts = BoardBackupOptions {
+        port: port.to_string(),
+        baud,
+        name: o.name,
+        names: o.names,
+        message: o.message,
+        excludes: o.excludes,
+        allow_empty: o.allow_empty,
+        deflate: o.deflate,
+        hash: o.hash,
+        who: belay_core::Who::now(belay_core::backup::parse_meta(&a.meta)?),
     };
-    let result = crate::board::backup_board(ctx, &repo, a, port, baud, who);
+    let result = belay_core::board::backup_board(&repo, &opts, ctx).map_err(anyhow::Error::from);
     let mut details = match &result {
-        Ok(b) => b.doc().as_object().cloned().unwrap_or_default(),
+        Ok(b) => match serde_json::to_value(b)? {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        },
         Err(_) => Map::new(),
     };
     details.insert("watch".into(), json!(true));
@@ -206,8 +217,8 @@ fn backup_one(
     let err = result.as_ref().err().map(super::error_line);
     crate::journal::write(repo_path, "backup", details, err.as_deref(), ctx.quiet);
     let b = result?;
-    let forgot = if forget && b.report.committed {
-        apply_retention(&repo, repo_path, &b.name, ctx.quiet)?
+    let forgot = if forget && b.committed() {
+        apply_retention(&repo, repo_path, &b.source, ctx.quiet)?
     } else {
         None
     };
@@ -232,7 +243,7 @@ pub(crate) fn watch(ctx: &Ctx, repo_path: &Path, a: WatchArgs) -> Result<()> {
             "--forget applies the config file's [retention] policies, and there are none: add [retention.NAME] or [retention.\"*\"] (docs/config.md), or leave out --forget"
         );
     }
-    super::backup::parse_meta(&a.meta)?;
+    belay_core::backup::parse_meta(&a.meta)?;
     let watching = if a.ports.is_empty() {
         let ids = if a.usb.is_empty() {
             WATCH_DEFAULT_USB.to_vec()
@@ -486,24 +497,29 @@ fn report(
         Ok((b, forgot)) => {
             *completed += 1;
             failed_last.remove(&f.port);
-            let r = &b.report;
-            let human = if r.committed {
+            let human = if b.committed() {
                 format!(
                     "snapshot {} saved for {} ({} files, {} pulled, {:.1}s)",
-                    r.snapshot.short(),
-                    b.name,
-                    r.summary.files,
-                    r.summary.files_read,
+                    b.snapshot.short(),
+                    b.source,
+                    b.files,
+                    b.files_read,
                     b.seconds
                 )
             } else {
                 format!(
                     "no changes since snapshot {} of {}: nothing saved",
-                    r.snapshot.short(),
-                    b.name
+                    b.snapshot.short(),
+                    b.source
                 )
             };
-            emit(ctx, "backup", Some(&f.port), b.doc(), human)?;
+            emit(
+                ctx,
+                "backup",
+                Some(&f.port),
+                serde_json::to_value(b)?,
+                human,
+            )?;
             if let Some(v) = forgot {
                 emit(
                     ctx,
@@ -512,7 +528,7 @@ fn report(
                     v.clone(),
                     format!(
                         "retention policy applied to {}: kept {}, removed {}",
-                        b.name, v["kept"], v["removed"]
+                        b.source, v["kept"], v["removed"]
                     ),
                 )?;
             }

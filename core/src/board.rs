@@ -1,0 +1,946 @@
+//! Boards end to end: connect one session per operation, name the board
+//! from its identity, back it up, and restore a snapshot to it with a
+//! safety snapshot first, so a restore never loses what the board held.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use belay_store::backup::{self, BackupOptions as StoreBackupOptions, KnownFiles};
+use belay_store::cache::Cache;
+use belay_store::cache_state::FileState;
+use belay_store::id::Sha256;
+use belay_store::path as bpath;
+use belay_store::repo::RefKind;
+use belay_store::restore::{self, PathFilter, PlannedEntry, RestoreOptions as StoreRestoreOptions};
+use belay_store::snapshot::{META_RESTORE_OF, META_RESTORED_FROM, META_SAFETY, Snapshot};
+use belay_store::source::{ExistingEntry, Sink, Source, SourceKind};
+use belay_store::tree::{Node, TreeEntry};
+use belay_store::walk;
+use belay_store::{ObjectId, Repo};
+use belay_transport::devices;
+use belay_transport::ignore_rules::{IgnoreRules, is_ignore_file};
+use belay_transport::serial::{
+    BoardSink, BoardSource, ConnectOptions, PullOptions, Session, board as sboard, port,
+    session::TEMP_SUFFIX,
+};
+use serde::Serialize;
+
+use crate::backup::{BackupFrom, BackupResult};
+use crate::error::{Error, Result, ResultExt, bail};
+use crate::progress::Progress;
+use crate::who::{Who, now_ns};
+
+/// The device key under which a board's `machine.unique_id()` is recorded.
+pub const UNIQUE_ID: &str = "unique_id";
+
+/// Source names given to boards by their unique id (a config file's
+/// `[boards.NAME] unique_id = …`): (unique id, name).
+#[derive(Clone, Debug, Default)]
+pub struct BoardNames(pub Vec<(String, String)>);
+
+impl BoardNames {
+    /// The name given to the board with this unique id (ids compare
+    /// without regard to case).
+    pub fn for_unique_id(&self, uid: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(u, _)| u.eq_ignore_ascii_case(uid))
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+/// One session with the board on a port, for one operation.
+pub struct Board {
+    session: Mutex<Session>,
+    port: String,
+    label: String,
+}
+
+impl Board {
+    /// Connect to the board on `port` (raw REPL, the agent uploaded),
+    /// reporting what it lacks.
+    pub fn connect(port: &str, baud: u32, p: &dyn Progress) -> Result<Board> {
+        p.note(&format!("connecting to the board on {port}…"));
+        let s = Session::connect(port, baud, &ConnectOptions::default())?;
+        for w in s.info.capability_warnings() {
+            p.warn(&format!("{}: {w}", s.label()));
+        }
+        let missing = s.info.missing();
+        if !missing.is_empty() {
+            p.detail(&format!(
+                "{}: the firmware lacks {}",
+                s.label(),
+                missing.join(", ")
+            ));
+        }
+        p.detail(&format!(
+            "{}: {} ({}), agent in {} mode, uploaded with {}",
+            s.label(),
+            s.info.firmware(),
+            s.info.get("machine"),
+            if s.text_mode() { "base64" } else { "binary" },
+            if s.used_raw_paste {
+                "raw-paste"
+            } else {
+                "the classic raw REPL"
+            }
+        ));
+        Ok(Board {
+            label: s.label().to_string(),
+            port: port.to_string(),
+            session: Mutex::new(s),
+        })
+    }
+
+    /// How the board is named in messages (port, unique id).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `serial:PORT`, as the user gives it back to belay.
+    pub fn location(&self) -> String {
+        format!("serial:{}", self.port)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The board's `machine.unique_id()`, if it has one.
+    pub fn unique_id(&self) -> Option<String> {
+        self.lock().info.unique_id().map(str::to_string)
+    }
+
+    /// Pull options: compress on the board where it can (unless told
+    /// not to), hash there when asked.
+    fn pull(&self, deflate: Option<bool>, hash: bool) -> PullOptions {
+        PullOptions {
+            deflate: deflate.unwrap_or(true) && self.lock().info.can_deflate(),
+            hash,
+        }
+    }
+
+    /// The board as a source of files.
+    pub fn source(&self, deflate: Option<bool>, hash: bool) -> BoardSource<'_> {
+        BoardSource::new(&self.session, self.pull(deflate, hash))
+    }
+
+    /// Bytes on the line so far, both ways.
+    pub fn wire_bytes(&self) -> u64 {
+        self.lock().wire_bytes()
+    }
+
+    /// Payload bytes carried so far (file contents, either way).
+    pub fn payload_bytes(&self) -> u64 {
+        self.lock().payload_bytes
+    }
+
+    /// Report the warnings the session gathered (and forget them).
+    pub fn drain_warnings(&self, p: &dyn Progress) {
+        for w in std::mem::take(&mut self.lock().warnings) {
+            p.warn(&w);
+        }
+    }
+
+    /// Leave the board in its friendly REPL; a failure is a warning (the
+    /// operation is done).
+    pub fn close(self, p: &dyn Progress) {
+        let s = self.session.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = s.close() {
+            p.warn(&format!("{e}"));
+        }
+    }
+}
+
+/// Run `f` with the board on `port` as a source (hashing on the board
+/// where it can), then leave the board in its friendly REPL.
+pub fn with_source<R, E: From<Error>>(
+    port: &str,
+    baud: u32,
+    p: &dyn Progress,
+    f: impl FnOnce(&dyn Source) -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
+    port::catch_interrupts();
+    let board = Board::connect(port, baud, p)?;
+    let r = f(&board.source(None, true));
+    if r.is_ok() {
+        board.close(p);
+    }
+    r
+}
+
+/// The local cache, or none (with a warning) if it cannot be opened: it
+/// only saves transfers.
+fn open_cache(repo: &Repo, p: &dyn Progress) -> Option<Cache> {
+    if std::env::var_os("BELAY_NO_CACHE").is_some() {
+        return None;
+    }
+    match Cache::open(repo) {
+        Ok(c) => {
+            if let Err(e) = c.index_heads(repo) {
+                p.warn(&format!("could not fill the local cache: {e}"));
+            }
+            Some(c)
+        }
+        Err(e) => {
+            p.warn(&format!("{e}; continuing without it"));
+            None
+        }
+    }
+}
+
+/// The newest snapshot of the board with this unique id, among the heads:
+/// (source name, snapshot id).
+pub fn latest_for_unique_id(repo: &Repo, uid: &str) -> Result<Option<(String, ObjectId)>> {
+    let mut best: Option<(i64, String, ObjectId)> = None;
+    for (name, id) in repo.list_refs(RefKind::Head)? {
+        let Ok(s) = repo.read_snapshot(&id) else {
+            continue;
+        };
+        if s.device_value(UNIQUE_ID) == Some(uid) && best.as_ref().is_none_or(|b| s.time_ns > b.0) {
+            best = Some((s.time_ns, name, id));
+        }
+    }
+    Ok(best.map(|b| (b.1, b.2)))
+}
+
+/// The source name for a board. Without `explicit`: the name `names`
+/// gives its unique id, else the name of the board's newest snapshot (so a
+/// name given once sticks), else its unique id. With a new name: the
+/// board's history continues under it (its ref starts at the board's
+/// newest snapshot).
+pub fn board_name(
+    repo: &Repo,
+    board: &Board,
+    explicit: Option<&str>,
+    names: &BoardNames,
+    p: &dyn Progress,
+) -> Result<String> {
+    let uid = board.unique_id();
+    if let Some(n) = explicit {
+        belay_store::repo::validate_ref_name(n)?;
+        if let Some(uid) = &uid
+            && repo.read_ref(RefKind::Head, n)?.is_none()
+            && let Some((old, head)) = latest_for_unique_id(repo, uid)?
+        {
+            repo.write_ref(RefKind::Head, n, &head)?;
+            p.note(&format!(
+                "{}: its history continues as {n} (it was {old})",
+                board.label()
+            ));
+        }
+        return Ok(n.to_string());
+    }
+    if let Some(n) = uid.as_deref().and_then(|u| names.for_unique_id(u)) {
+        return Ok(n.to_string());
+    }
+    match &uid {
+        Some(uid) => Ok(latest_for_unique_id(repo, uid)?
+            .map(|(n, _)| n)
+            .unwrap_or_else(|| uid.clone())),
+        None => {
+            let n = belay_store::repo::sanitize_ref_name(&sboard::default_name(&board.lock()));
+            p.warn(&format!(
+                "{}: the board has no machine.unique_id(); naming it {n} after its port (use --name to choose)",
+                board.label()
+            ));
+            Ok(n)
+        }
+    }
+}
+
+/// What a board backup is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct BoardBackupOptions {
+    pub port: String,
+    pub baud: u32,
+    /// The source name; by default from the board's identity.
+    pub name: Option<String>,
+    pub names: BoardNames,
+    pub message: String,
+    pub excludes: Vec<String>,
+    /// Save a snapshot even when nothing changed.
+    pub allow_empty: bool,
+    /// Compress on the board: `None` where it can.
+    pub deflate: Option<bool>,
+    /// Let the board hash its files, so known files are not pulled.
+    pub hash: bool,
+    pub who: Who,
+}
+
+/// What the line carried during a board backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoardLine {
+    /// How the board is named in messages (port, unique id).
+    pub board: String,
+    pub files_known: u64,
+    pub bytes_transferred: u64,
+    pub files_hashed: u64,
+    pub bytes_hashed: u64,
+    pub wire_bytes: u64,
+    pub deflate: bool,
+}
+
+/// Back up the board on `opts.port` (one session) and return what
+/// happened. An unchanged board adds no snapshot unless `allow_empty`.
+pub fn backup_board(
+    repo: &Repo,
+    opts: &BoardBackupOptions,
+    p: &dyn Progress,
+) -> Result<BackupResult> {
+    let started = Instant::now();
+    let cache = open_cache(repo, p);
+    // Ctrl-C ends the session cleanly (no snapshot, board left in its REPL).
+    port::catch_interrupts();
+    let board = Board::connect(&opts.port, opts.baud, p)?;
+    let name = board_name(repo, &board, opts.name.as_deref(), &opts.names, p)?;
+    // Hashing on the board pays only when the repository may already hold
+    // some of the files: not for a board's first backup into a repository
+    // that holds no files at all (the pull checks every file by the
+    // board's hash anyway).
+    let knows_nothing = repo.read_ref(RefKind::Head, &name)?.is_none()
+        && cache
+            .as_ref()
+            .is_some_and(|c| c.is_empty().unwrap_or(false));
+    let pull = board.pull(opts.deflate, opts.hash && !knows_nothing);
+    let deflate_used = pull.deflate;
+    let label = board.label().to_string();
+    let who = &opts.who;
+    let sopts = StoreBackupOptions {
+        name: name.clone(),
+        message: opts.message.clone(),
+        meta: who.meta.clone(),
+        host: who.host.clone(),
+        user: who.user.clone(),
+        time_ns: who.time_ns,
+        skip_unreadable: false,
+        skip_if_unchanged: !opts.allow_empty,
+    };
+    p.note(&format!(
+        "{label}: listing{} its files…",
+        if pull.hash { " and hashing" } else { "" }
+    ));
+    let bar = p.bar("backup", true);
+    board.lock().set_hash_progress(bar.hash_reporter());
+    let result = BoardSource::new(&board.session, pull)
+        .with_excludes(&opts.excludes)
+        .map_err(Error::from)
+        .and_then(|source| {
+            Ok(backup::backup_with(
+                repo,
+                &source,
+                &sopts,
+                cache.as_ref().map(|c| c as &dyn KnownFiles),
+                &*bar,
+            )?)
+        });
+    bar.finish();
+    drop(bar);
+    let transferred = board.payload_bytes();
+    let report = result.with_context(|| "no snapshot was written".into())?;
+    // Leave the board in its friendly REPL; a failure here does not undo
+    // the snapshot.
+    let wire_total = board.wire_bytes();
+    let (files_hashed, bytes_hashed) = {
+        let s = board.lock();
+        (s.hashed_files, s.hashed_bytes)
+    };
+    board.drain_warnings(p);
+    board.close(p);
+    for w in &report.warnings {
+        p.detail(&format!("warning: {w}"));
+    }
+    if report.committed
+        && let Some(c) = &cache
+        && let Err(e) = c.index_snapshot(repo, &report.snapshot)
+    {
+        p.warn(&format!("{e}"));
+    }
+    let from = BackupFrom::Board(BoardLine {
+        board: label,
+        files_known: report.files_known,
+        bytes_transferred: transferred,
+        files_hashed,
+        bytes_hashed,
+        wire_bytes: wire_total,
+        deflate: deflate_used,
+    });
+    Ok(BackupResult::new(
+        report,
+        name,
+        started.elapsed().as_secs_f64(),
+        from,
+    ))
+}
+
+/// What the backup that records a board's state right after a restore may
+/// take without pulling it: the files of the restored snapshot (every one
+/// was verified by the board's hash as it was written), then the cache.
+struct RestoredFiles<'a> {
+    files: HashMap<(Sha256, u64), Vec<ObjectId>>,
+    cache: Option<&'a Cache>,
+}
+
+impl KnownFiles for RestoredFiles<'_> {
+    fn lookup(&self, sha256: &Sha256, size: u64) -> Option<Vec<ObjectId>> {
+        self.files
+            .get(&(*sha256, size))
+            .cloned()
+            .or_else(|| self.cache?.lookup(sha256, size))
+    }
+    fn record(&self, sha256: &Sha256, size: u64, chunks: &[ObjectId]) {
+        if let Some(c) = self.cache {
+            c.record(sha256, size, chunks)
+        }
+    }
+    fn parent_state(&self, source: &str, parent: &ObjectId) -> Option<Vec<FileState>> {
+        self.cache?.parent_state(source, parent)
+    }
+    fn has_object(&self, id: &ObjectId) -> bool {
+        self.cache.is_some_and(|c| c.has_object(id))
+    }
+    fn generation(&self) -> Option<u64> {
+        self.cache?.generation()
+    }
+    fn committed(
+        &self,
+        source: &str,
+        id: &ObjectId,
+        snap: &Snapshot,
+        files: &[FileState],
+        objects: &[ObjectId],
+    ) {
+        if let Some(c) = self.cache {
+            c.committed(source, id, snap, files, objects)
+        }
+    }
+}
+
+/// Whether the board holds exactly what snapshot `head` holds (same paths,
+/// kinds and SHA-256 by the board's own hashes): then `head` already is the
+/// undo point and no safety snapshot is needed. False when the board
+/// cannot hash.
+fn board_holds(repo: &Repo, head: &ObjectId, existing: &[ExistingEntry]) -> Result<bool> {
+    let snap = repo.read_snapshot(head)?;
+    let mut want: HashMap<Vec<u8>, Option<Sha256>> = HashMap::new();
+    for (p, e) in walk::flatten(repo, &snap.tree)? {
+        let sha = match e.node {
+            Node::Dir { .. } => None,
+            Node::File { sha256, .. } => Some(sha256),
+            Node::Symlink { .. } => return Ok(false),
+        };
+        want.insert(p, sha);
+    }
+    if want.len() != existing.len() {
+        return Ok(false);
+    }
+    Ok(existing
+        .iter()
+        .all(|e| match (want.get(&e.entry.path), &e.entry.kind) {
+            (Some(None), SourceKind::Dir) => true,
+            (Some(Some(h)), SourceKind::File) => e.sha256.as_ref() == Some(h),
+            _ => false,
+        }))
+}
+
+/// A directory entry for an ancestor of the restored path.
+fn dir_entry(path: &[u8]) -> PlannedEntry {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec();
+    PlannedEntry {
+        path: path.to_vec(),
+        entry: TreeEntry {
+            name,
+            mode: 0,
+            mtime_ns: None,
+            node: Node::Dir {
+                tree: ObjectId([0; 32]),
+            },
+        },
+    }
+}
+
+/// On a board, `REV:PATH` goes back to PATH (the board is the whole
+/// filesystem): prefix the plan with PATH and create its parents.
+fn rebase(planned: Vec<PlannedEntry>, path: &[u8], entry: &TreeEntry) -> Vec<PlannedEntry> {
+    if path.is_empty() {
+        return planned;
+    }
+    let mut out = Vec::new();
+    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    let dirs = if matches!(entry.node, Node::Dir { .. }) {
+        parts.len()
+    } else {
+        parts.len() - 1
+    };
+    for i in 1..=dirs {
+        out.push(dir_entry(&parts[..i].join(&b'/')));
+    }
+    for mut p in planned {
+        p.path = if matches!(entry.node, Node::Dir { .. }) {
+            bpath::join(path, &p.path)
+        } else {
+            path.to_vec()
+        };
+        out.push(p);
+    }
+    out
+}
+
+/// What a restore to a board is asked to do.
+pub struct BoardRestoreOptions<'a> {
+    pub port: String,
+    pub baud: u32,
+    /// The snapshot, and the entry at `path` in it (the root: empty path).
+    pub snapshot: ObjectId,
+    pub path: Vec<u8>,
+    pub entry: TreeEntry,
+    /// `--include`: only these paths (relative to `path`).
+    pub include: Option<PathFilter<'a>>,
+    /// Remove what the snapshot does not hold (within what it covers).
+    pub delete: bool,
+    /// Say what would change and change nothing.
+    pub dry_run: bool,
+    /// Go ahead without [`Progress::confirm`].
+    pub yes: bool,
+    pub safety_snapshot: bool,
+    pub names: BoardNames,
+    pub who: Who,
+}
+
+/// What a restore would change (and, after a dry run or when there is
+/// nothing to do, all it did).
+#[derive(Clone, Debug, Serialize)]
+pub struct BoardChanges {
+    pub write: Vec<String>,
+    pub mkdir: Vec<String>,
+    pub remove: Vec<String>,
+    pub unchanged: usize,
+    /// The bytes the writes carry.
+    #[serde(skip)]
+    pub bytes_to_write: u64,
+}
+
+impl BoardChanges {
+    /// One line: how many files, directories and removals.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} files to write ({}), {} directories to create, {} entries to remove, {} files already identical",
+            self.write.len(),
+            crate::size(self.bytes_to_write),
+            self.mkdir.len(),
+            self.remove.len(),
+            self.unchanged
+        )
+    }
+}
+
+/// A restore to a board that wrote nothing: a dry run, or the board
+/// already held the snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoardRestorePlan {
+    #[serde(serialize_with = "crate::json::id")]
+    pub snapshot: ObjectId,
+    pub target: String,
+    pub board: String,
+    pub dry_run: bool,
+    pub changes: BoardChanges,
+    pub wire_bytes: u64,
+}
+
+/// A restore to a board that was carried out.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoardRestored {
+    #[serde(serialize_with = "crate::json::id")]
+    pub snapshot: ObjectId,
+    pub target: String,
+    pub board: String,
+    /// The snapshot that holds the board's state before the restore.
+    #[serde(serialize_with = "crate::json::opt_id")]
+    pub safety_snapshot: Option<ObjectId>,
+    /// Whether this restore saved it (else it was the board's head).
+    pub safety_snapshot_new: bool,
+    /// The snapshot that records the board's state after the restore.
+    #[serde(serialize_with = "crate::json::opt_id")]
+    pub head: Option<ObjectId>,
+    pub source: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub unchanged: u64,
+    pub removed: u64,
+    pub bytes_transferred: u64,
+    pub wire_bytes: u64,
+    pub seconds: f64,
+}
+
+/// What a restore to a board did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum BoardRestore {
+    Planned(BoardRestorePlan),
+    Restored(BoardRestored),
+}
+
+/// Restore a snapshot (or a path of it) to the board on `opts.port`: only
+/// files that differ are sent, each verified by the board's hash; with
+/// `delete`, what the snapshot does not hold goes (never what backups of
+/// the board leave out). Before anything changes, the board's state is
+/// saved as a safety snapshot (or is its head already), and after the
+/// restore its new state becomes the head of its history.
+pub fn restore_board(
+    repo: &Repo,
+    opts: &BoardRestoreOptions,
+    p: &dyn Progress,
+) -> Result<BoardRestore> {
+    let started = Instant::now();
+    let (id, path, who) = (opts.snapshot, opts.path.as_slice(), &opts.who);
+    let planned = rebase(
+        restore::plan(repo, &opts.entry, opts.include)?,
+        path,
+        &opts.entry,
+    );
+    if let Some(e) = planned
+        .iter()
+        .find(|e| matches!(e.entry.node, Node::Symlink { .. }))
+    {
+        bail!(
+            "{} is a symbolic link and boards have none; leave it out with --include",
+            bpath::display(&e.path)
+        );
+    }
+    let board = Board::connect(&opts.port, opts.baud, p)?;
+    let label = board.label().to_string();
+    let target = board.location();
+    let window = devices::write_window(&opts.port);
+    let sink = BoardSink::new(&board.session, window);
+    p.note(&format!("{label}: listing and hashing its files…"));
+    let hashing = p.bar("restore", true);
+    board.lock().set_hash_progress(hashing.hash_reporter());
+    let existing = sink.existing();
+    hashing.finish();
+    drop(hashing);
+    board.lock().set_hash_progress(None);
+    let existing = existing?;
+    let pull = board.pull(None, true);
+    // What backups of this board leave out (its .belayignore files), and
+    // what --delete must never remove: that, and what the restored
+    // snapshot's backup left out (its --exclude globs and the
+    // .belayignore files it holds).
+    let board_rules = BoardSource::new(&board.session, pull.clone()).rules(&mut |w| p.warn(&w))?;
+    let mut keep_rules = IgnoreRules::new(&repo.read_snapshot(&id)?.excludes())?;
+    keep_rules.merge(&board_rules);
+    for e in &planned {
+        if let Node::File {
+            size,
+            sha256,
+            chunks,
+        } = &e.entry.node
+            && is_ignore_file(&e.path)
+        {
+            let mut content = Vec::new();
+            restore::ContentReader::new(repo, chunks, *size, *sha256, &e.path)
+                .read_to_end(&mut content)?;
+            for w in keep_rules.add_file(&e.path, &content) {
+                p.warn(&w);
+            }
+        }
+    }
+    let mut kept: HashSet<Vec<u8>> = HashSet::new();
+    for e in existing.as_deref().unwrap_or(&[]) {
+        let q = &e.entry.path;
+        if keep_rules.is_ignored(q, e.entry.kind == SourceKind::Dir) {
+            // And its directories, which cannot go while it stays.
+            let mut q = q.as_slice();
+            kept.insert(q.to_vec());
+            while let Some(i) = q.iter().rposition(|&b| b == b'/') {
+                q = &q[..i];
+                kept.insert(q.to_vec());
+            }
+        }
+    }
+    // --delete reaches only what the restore covers: PATH, and --include.
+    let mut prefix = path.to_vec();
+    prefix.push(b'/');
+    // --include globs apply to paths relative to PATH, as in the plan.
+    let scope = |q: &[u8]| {
+        let rel = if path.is_empty() {
+            Some(q)
+        } else if q == path {
+            q.rsplit(|&b| b == b'/').next()
+        } else {
+            q.strip_prefix(prefix.as_slice())
+        };
+        rel.is_some_and(|r| opts.include.is_none_or(|f| f(r))) && !kept.contains(q)
+    };
+    let ropts = StoreRestoreOptions {
+        delete: opts.delete,
+        scope: Some(&scope),
+    };
+    let mut changes = restore::changes(&planned, existing.as_deref(), &ropts)?;
+    // Temporary files left by an interrupted restore go too (they are
+    // belay's, and in the safety snapshot).
+    for e in existing.as_deref().unwrap_or(&[]) {
+        let q = &e.entry.path;
+        if q.ends_with(TEMP_SUFFIX)
+            && e.entry.kind == SourceKind::File
+            && !planned.iter().any(|x| &x.path == q)
+            && !changes.removes.iter().any(|r| &r.0 == q)
+        {
+            changes.removes.insert(0, (q.clone(), false));
+        }
+    }
+    let list = BoardChanges {
+        write: changes
+            .writes
+            .iter()
+            .map(|e| bpath::display(&e.path))
+            .collect(),
+        mkdir: changes
+            .mkdirs
+            .iter()
+            .map(|e| bpath::display(&e.path))
+            .collect(),
+        remove: changes
+            .removes
+            .iter()
+            .map(|r| bpath::display(&r.0))
+            .collect(),
+        unchanged: changes.unchanged.len(),
+        bytes_to_write: changes.bytes_to_write(),
+    };
+    if opts.dry_run || changes.is_empty() {
+        let wire_bytes = board.wire_bytes();
+        board.close(p);
+        return Ok(BoardRestore::Planned(BoardRestorePlan {
+            snapshot: id,
+            target,
+            board: label,
+            dry_run: opts.dry_run,
+            changes: list,
+            wire_bytes,
+        }));
+    }
+    // Enough room? (LittleFS needs the new copy before the old one goes.)
+    {
+        let s = board.lock();
+        if s.info.fs_free().is_none() {
+            p.warn(&format!(
+                "{label}: the board has no os.statvfs(), so its free space is unknown: not checked before writing {}",
+                crate::size(changes.bytes_to_write())
+            ));
+        }
+        if let (Some(free), Some(bs)) = (s.info.fs_free(), s.info.fs_block()) {
+            let blocks = |n: u64| n.div_ceil(bs.max(1)) * bs;
+            let sizes: HashMap<&[u8], u64> = existing
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(|e| (e.entry.path.as_slice(), e.entry.size))
+                .collect();
+            let need: u64 = changes
+                .writes
+                .iter()
+                .map(|e| blocks(e.entry.node.size()))
+                .sum();
+            let freed: u64 = changes
+                .writes
+                .iter()
+                .filter_map(|e| sizes.get(e.path.as_slice()))
+                .chain(
+                    changes
+                        .removes
+                        .iter()
+                        .filter_map(|r| sizes.get(r.0.as_slice())),
+                )
+                .map(|&n| blocks(n))
+                .sum();
+            if need > free + freed {
+                bail!(
+                    "{label}: not enough space: the restore needs about {} and the board has {} free (plus {} freed by replaced or removed files); free some space or restore less with --include",
+                    crate::size(need),
+                    crate::size(free),
+                    crate::size(freed)
+                );
+            }
+        }
+    }
+    if !opts.yes
+        && !p.confirm(&format!(
+            "restore {} to {label}: {}",
+            id.short(),
+            list.summary()
+        ))
+    {
+        return Err(Error::Cancelled(
+            "restore cancelled; the board was not changed".into(),
+        ));
+    }
+    port::catch_interrupts();
+    let cache = open_cache(repo, p);
+    let name = board_name(repo, &board, None, &opts.names, p)?;
+    let port = &opts.port;
+    // The safety snapshot: what the board holds now, before anything
+    // changes; or its head, when the board holds exactly that.
+    let mut safety = None;
+    let mut safety_new = false;
+    let head = repo.read_ref(RefKind::Head, &name)?;
+    if opts.safety_snapshot {
+        let backed_up: Vec<ExistingEntry> = existing
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .filter(|e| !board_rules.is_ignored(&e.entry.path, e.entry.kind == SourceKind::Dir))
+            .cloned()
+            .collect();
+        if let Some(h) = head
+            && board_holds(repo, &h, &backed_up)?
+            && !changes
+                .writes
+                .iter()
+                .any(|w| board_rules.is_ignored(&w.path, false))
+        {
+            p.info(&format!(
+                "{label} holds snapshot {} of {name}: nothing to save first (undo with: belay restore {} --to serial:{port} --delete)",
+                h.short(),
+                h.short()
+            ));
+            safety = Some(h);
+        } else {
+            let mut meta = vec![
+                (META_SAFETY.to_string(), "restore".to_string()),
+                (META_RESTORE_OF.to_string(), id.to_hex()),
+            ];
+            meta.extend(who.meta.iter().cloned());
+            let sopts = StoreBackupOptions {
+                name: name.clone(),
+                message: format!("safety snapshot before restore of {}", id.short()),
+                meta,
+                host: who.host.clone(),
+                user: who.user.clone(),
+                time_ns: who.time_ns,
+                skip_unreadable: false,
+                skip_if_unchanged: false,
+            };
+            let bar = p.bar("safety snapshot", false);
+            // Everything the restore overwrites or removes is in it, even
+            // where the board's .belayignore leaves it out of backups.
+            let touched = changes
+                .writes
+                .iter()
+                .map(|w| w.path.clone())
+                .chain(changes.removes.iter().map(|r| r.0.clone()));
+            let source = BoardSource::new(&board.session, pull.clone()).with_forced(touched);
+            let r = backup::backup_with(
+                repo,
+                &source,
+                &sopts,
+                cache.as_ref().map(|c| c as &dyn KnownFiles),
+                &*bar,
+            );
+            bar.finish();
+            let r = r.with_context(|| {
+                format!("{label}: the safety snapshot failed, so the board was not changed (use --no-safety-snapshot to restore without one)")
+            })?;
+            if let Some(c) = &cache {
+                let _ = c.index_snapshot(repo, &r.snapshot);
+            }
+            p.info(&format!(
+                "safety snapshot {} of {name} saved (undo with: belay restore {} --to serial:{port} --delete)",
+                r.snapshot.short(),
+                r.snapshot.short()
+            ));
+            safety = Some(r.snapshot);
+            safety_new = true;
+        }
+    }
+    let bar = p.bar("restore", true);
+    let before = board.payload_bytes();
+    let result = restore::apply(repo, &changes, &sink, &*bar);
+    bar.finish();
+    drop(bar);
+    let pushed = board.payload_bytes() - before;
+    let report = result.with_context(|| {
+        let hint = safety
+            .map(|id| format!("; the board's earlier state is in snapshot {}", id.short()))
+            .unwrap_or_default();
+        format!("restore to {label} failed part way{hint}")
+    })?;
+    // The board's new state becomes the head of its history, so `diff
+    // serial:PORT` compares with what was restored and NAME~1 is the state
+    // before the restore. One walk; the hashes are the board's own from
+    // this session (unchanged files, and each written file's verification)
+    // and the content is the restored snapshot's: nothing is pulled.
+    let restored: HashMap<(Sha256, u64), Vec<ObjectId>> = planned
+        .iter()
+        .filter_map(|e| match &e.entry.node {
+            Node::File {
+                size,
+                sha256,
+                chunks,
+            } => Some(((*sha256, *size), chunks.clone())),
+            _ => None,
+        })
+        .collect();
+    let known = RestoredFiles {
+        files: restored,
+        cache: cache.as_ref(),
+    };
+    let mut meta = vec![(META_RESTORED_FROM.to_string(), id.to_hex())];
+    meta.extend(who.meta.iter().cloned());
+    let sopts = StoreBackupOptions {
+        name: name.clone(),
+        message: format!("restored {}", id.short()),
+        meta,
+        host: who.host.clone(),
+        user: who.user.clone(),
+        time_ns: now_ns().max(who.time_ns + 1),
+        skip_unreadable: false,
+        skip_if_unchanged: false,
+    };
+    let bar = p.bar("recording", false);
+    let after = backup::backup_with(
+        repo,
+        &BoardSource::new(&board.session, pull),
+        &sopts,
+        Some(&known),
+        &*bar,
+    );
+    bar.finish();
+    drop(bar);
+    let after = match after {
+        Ok(r) => {
+            if let Some(c) = &cache {
+                let _ = c.index_snapshot(repo, &r.snapshot);
+            }
+            Some(r.snapshot)
+        }
+        Err(e) => {
+            p.warn(&format!(
+                "{label}: the restore succeeded but its result could not be recorded ({}); back the board up to record it",
+                crate::error_chain(&e)
+            ));
+            None
+        }
+    };
+    let wire_bytes = board.wire_bytes();
+    board.close(p);
+    Ok(BoardRestore::Restored(BoardRestored {
+        snapshot: id,
+        target,
+        board: label,
+        safety_snapshot: safety,
+        safety_snapshot_new: safety_new,
+        head: after,
+        source: name,
+        files: report.files,
+        dirs: report.dirs,
+        bytes: report.bytes,
+        unchanged: report.unchanged,
+        removed: report.removed,
+        bytes_transferred: pushed,
+        wire_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}

@@ -1,0 +1,20 @@
+//! How ids appear in results: 64 hex digits (what `--json` has always
+//! printed), for `#[serde(serialize_with = …)]`.
+
+use belay_store::ObjectId;
+use serde::Serializer;
+
+pub fn id<S: Serializer>(id: &ObjectId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.to_hex())
+}
+
+pub fn opt_id<S: Serializer>(id: &Option<ObjectId>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_some(&id.to_hex()),
+        None => s.serialize_none(),
+    }
+}
+
+pub fn ids<S: Serializer>(ids: &[ObjectId], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ids.iter().map(|i| i.to_hex()))
+}

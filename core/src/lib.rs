@@ -1,0 +1,42 @@
+//! belay-core: everything belay does, as calls another program can make.
+//!
+//! The `belay` binary parses its arguments, calls one function here and
+//! prints the result; `belay watch`, a GUI or a daemon make the same calls.
+//! Each operation takes typed options, reports progress through a
+//! [`Progress`] (it never prints), and returns a typed result that
+//! serializes (serde) to what `belay … --json` prints.
+//!
+//! The layers, one way: this crate → `belay-store` (the repository) and
+//! `belay-transport` (folders and boards), both → `belay-source` (the
+//! Source/Sink interface between them). Only the CLI knows the terminal.
+
+pub mod backup;
+pub mod board;
+mod error;
+pub mod json;
+pub mod progress;
+pub mod restore;
+pub mod who;
+
+pub use backup::{BackupOptions, BackupResult, backup};
+pub use error::{Error, Result};
+pub use progress::{Bar, NoBar, Progress, Silent};
+pub use restore::{RestoreOptions, RestoreResult, restore};
+pub use who::Who;
+
+/// A size as people read it ("1.2 MiB"), for messages.
+pub fn size(n: u64) -> String {
+    bytesize::ByteSize::b(n).to_string()
+}
+
+/// An error and its causes on one line, `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
