@@ -62,8 +62,8 @@ impl Board {
     /// Connect to the board on `port` (raw REPL, the agent uploaded),
     /// reporting what it lacks.
     pub fn connect(port: &str, baud: u32, p: &dyn Progress) -> Result<Board> {
-        p.note(&format!("connecting to the board on {port}…"));
-        let s = Session::connect(port, baud, &ConnectOptions::default())?;
+        let board = Board::open(port, baud, p)?;
+        let s = board.lock();
         for w in s.info.capability_warnings() {
             p.warn(&format!("{}: {w}", s.label()));
         }
@@ -87,11 +87,26 @@ impl Board {
                 "the classic raw REPL"
             }
         ));
+        drop(s);
+        Ok(board)
+    }
+
+    /// Connect to the board on `port`, saying nothing about what it lacks
+    /// (for a caller that reports it in its own words).
+    pub fn open(port: &str, baud: u32, p: &dyn Progress) -> Result<Board> {
+        p.note(&format!("connecting to the board on {port}…"));
+        let s = Session::connect(port, baud, &ConnectOptions::default())?;
         Ok(Board {
             label: s.label().to_string(),
             port: port.to_string(),
             session: Mutex::new(s),
         })
+    }
+
+    /// Whether the board can hash its files (else every file of a size
+    /// in question is pulled).
+    pub fn has_hashlib(&self) -> bool {
+        self.lock().info.has_hashlib()
     }
 
     /// How the board is named in messages (port, unique id).

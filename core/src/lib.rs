@@ -12,6 +12,7 @@
 
 pub mod backup;
 pub mod board;
+pub mod diff;
 mod error;
 pub mod json;
 pub mod progress;
@@ -19,6 +20,7 @@ pub mod restore;
 pub mod who;
 
 pub use backup::{BackupOptions, BackupResult, backup};
+pub use diff::{DiffOptions, DiffResult, diff};
 pub use error::{Error, Result};
 pub use progress::{Bar, NoBar, Progress, Silent};
 pub use restore::{RestoreOptions, RestoreResult, restore};

@@ -97,7 +97,7 @@ pub(crate) fn find(ctx: &Ctx, repo: &Repo, a: FindArgs) -> Result<()> {
     if let Some(loc) = a
         .source
         .as_deref()
-        .and_then(|s| super::diff::live_location(repo, s))
+        .and_then(|s| belay_core::diff::live_location(repo, s))
     {
         if a.all {
             bail!(
