@@ -17,11 +17,7 @@ pub fn time_ns(ns: i64) -> String {
     }
 }
 
-pub fn rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(ns as i128)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
+pub use belay_core::json::rfc3339;
 
 pub fn size(n: u64) -> String {
     bytesize::ByteSize::b(n).to_string()

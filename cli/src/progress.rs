@@ -206,6 +206,53 @@ impl Drop for Spinner {
     }
 }
 
+/// A spinner on stderr with a phase and an object count (only on a terminal,
+/// without -q or --json).
+pub(crate) struct ObjectCounter {
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl ObjectCounter {
+    pub(crate) fn new(ctx: &crate::commands::Ctx, verb: &'static str) -> ObjectCounter {
+        let quiet = ctx.quiet || ctx.json;
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        if !quiet && std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {msg}: {pos} objects ({per_sec})")
+                .expect("valid template"),
+        );
+        bar.set_prefix(verb);
+        ObjectCounter { bar, quiet }
+    }
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl belay_store::gc::Progress for ObjectCounter {
+    fn phase(&self, name: &str) {
+        self.bar.set_message(name.to_string());
+    }
+    fn objects(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn warn(&self, msg: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("warning: {msg}"));
+        }
+    }
+}
+
+impl belay_core::Counter for ObjectCounter {
+    fn finish(&self) {
+        ObjectCounter::finish(self)
+    }
+}
+
 /// The library's progress, shown as the CLI shows it: notes only at a
 /// terminal, outcome lines on stdout (not with -q or --json), warnings on
 /// stderr (not with -q), details with -v, bars from [`Progress`].
@@ -233,6 +280,9 @@ impl belay_core::Progress for crate::commands::Ctx {
             self.quiet || self.json,
             format!("comparing with {what}…"),
         ))
+    }
+    fn counter(&self, verb: &'static str) -> Box<dyn belay_core::Counter + '_> {
+        Box::new(ObjectCounter::new(self, verb))
     }
     fn confirm(&self, what: &str) -> bool {
         use std::io::Write;

@@ -14,7 +14,9 @@ pub mod backup;
 pub mod board;
 pub mod diff;
 mod error;
+pub mod forget;
 pub mod json;
+pub mod maintenance;
 pub mod progress;
 pub mod restore;
 pub mod who;
@@ -22,7 +24,7 @@ pub mod who;
 pub use backup::{BackupOptions, BackupResult, backup};
 pub use diff::{DiffOptions, DiffResult, diff};
 pub use error::{Error, Result};
-pub use progress::{Bar, NoBar, Progress, Silent};
+pub use progress::{Bar, Counter, NoBar, Progress, Silent};
 pub use restore::{RestoreOptions, RestoreResult, restore};
 pub use who::Who;
 

@@ -32,6 +32,11 @@ pub trait Progress: Sync {
     fn spinner(&self, _what: &str) -> Box<dyn Bar + '_> {
         Box::new(NoBar)
     }
+    /// A phase that walks objects ("gc", "check", "migrate"): phases and
+    /// an object count. Ends when the returned [`Counter`] is dropped.
+    fn counter(&self, _verb: &'static str) -> Box<dyn Counter + '_> {
+        Box::new(NoBar)
+    }
     /// Whether to go ahead with a change the caller may want to see first
     /// (a restore that overwrites a board). `true` by default.
     fn confirm(&self, _what: &str) -> bool {
@@ -50,11 +55,20 @@ pub trait Bar: BackupProgress + RestoreProgress {
     fn finish(&self) {}
 }
 
+/// A phase that counts objects (the store's gc, check and migrate
+/// progress).
+pub trait Counter: belay_store::gc::Progress {
+    /// The phase is over.
+    fn finish(&self) {}
+}
+
 /// A bar that shows nothing.
 pub struct NoBar;
 impl BackupProgress for NoBar {}
 impl RestoreProgress for NoBar {}
 impl Bar for NoBar {}
+impl belay_store::gc::Progress for NoBar {}
+impl Counter for NoBar {}
 
 /// Reports nothing and confirms everything.
 pub struct Silent;

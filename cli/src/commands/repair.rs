@@ -41,7 +41,7 @@ pub(crate) fn repair(
             Location::Serial { port, baud } => boards.push((port, baud)),
         }
     }
-    let spinner = super::gc::Spinner::new(ctx, "repair");
+    let spinner = crate::progress::ObjectCounter::new(ctx, "repair");
     // Each board in its own session, nested so that every source is open
     // while repair runs.
     fn with_boards(

@@ -12,7 +12,7 @@ use crate::output::{self, print_json, size};
 
 pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
     let only = r.map(|r| rev::resolve(repo, r)).transpose()?;
-    let spinner = super::gc::Spinner::new(ctx, "stats");
+    let spinner = crate::progress::ObjectCounter::new(ctx, "stats");
     let st = stats::stats(repo, only, &spinner);
     spinner.finish();
     let st = st?;
