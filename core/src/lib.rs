@@ -10,6 +10,7 @@
 //! `belay-transport` (folders and boards), both → `belay-source` (the
 //! Source/Sink interface between them). Only the CLI knows the terminal.
 
+pub mod archive;
 pub mod backup;
 pub mod board;
 pub mod diff;

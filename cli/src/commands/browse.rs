@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::output::{self, print_json};
 
-pub(crate) use belay_core::restore::resolve_spec;
+use belay_core::restore::resolve_spec;
 
 pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<()> {
     let (_, base, entry) = resolve_spec(repo, spec)?;

@@ -31,8 +31,6 @@ use serde_json::json;
 use crate::args::{Cli, Command};
 use crate::output::print_json;
 
-pub(crate) use browse::resolve_spec;
-
 pub fn run(mut cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
         json: cli.json,
@@ -199,4 +197,4 @@ pub(crate) fn init(ctx: &Ctx, path: &Path, format: u64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) use belay_core::who::{hostname, now_ns, username};
+pub(crate) use belay_core::who::{hostname, username};
