@@ -934,7 +934,7 @@ pub fn restore_board(
         Err(e) => {
             p.warn(&format!(
                 "{label}: the restore succeeded but its result could not be recorded ({}); back the board up to record it",
-                crate::error_chain(&e)
+                crate::error_line(&e)
             ));
             None
         }

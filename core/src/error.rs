@@ -19,6 +19,9 @@ pub enum Error {
     /// The operation was declined where it asked for confirmation.
     #[error("{0}")]
     Cancelled(String),
+    /// An error from a function the caller gave (opening the repository).
+    #[error("{0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// `message`, because of `source` (what `anyhow::Context` did).
     #[error("{message}")]
     Context {

@@ -20,6 +20,7 @@ pub mod json;
 pub mod maintenance;
 pub mod progress;
 pub mod restore;
+pub mod watch;
 pub mod who;
 
 pub use backup::{BackupOptions, BackupResult, backup};
@@ -34,14 +35,20 @@ pub fn size(n: u64) -> String {
     bytesize::ByteSize::b(n).to_string()
 }
 
-/// An error and its causes on one line, `a: b: c`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
+/// An error and its causes on one line, without repeating a cause whose
+/// text an outer message already includes (what `belay` prints).
+pub fn error_line(e: &dyn std::error::Error) -> String {
+    let mut msg = String::new();
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !msg.contains(&s) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&s);
+        }
+        cur = e.source();
     }
-    s
+    msg
 }

@@ -61,17 +61,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
 /// The error chain on one line, without repeating a cause whose text an
 /// outer message already includes.
 pub(crate) fn error_line(err: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for e in err.chain() {
-        let s = e.to_string();
-        if !msg.contains(&s) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&s);
-        }
-    }
-    msg
+    belay_core::error_line(err.as_ref())
 }
 
 fn dispatch(
