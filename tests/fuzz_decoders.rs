@@ -1055,8 +1055,8 @@ fn fuzz_sessions_locks_and_gc_lists() {
         |(own, name, (ids, list_mut), generation)| {
             // Start clean: a case that failed may have left its files.
             for d in ["sessions", "locks", "gc/condemned", "trash"] {
-                for (_, p) in belay_store::repo::dir_entries(&root.join(d)).unwrap() {
-                    let _ = std::fs::remove_file(p);
+                for e in std::fs::read_dir(root.join(d)).unwrap() {
+                    let _ = std::fs::remove_file(e.unwrap().path());
                 }
             }
             let (owner_bytes, valid_owner) = json_bytes(&own);

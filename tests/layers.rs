@@ -85,7 +85,12 @@ fn crates_depend_one_way_and_only_the_cli_knows_the_terminal() {
         "ctrlc",
         "anyhow",
     ];
-    for lib in ["belay-source", "belay-store", "belay-transport", "belay-core"] {
+    for lib in [
+        "belay-source",
+        "belay-store",
+        "belay-transport",
+        "belay-core",
+    ] {
         for d in of(lib) {
             assert!(
                 !terminal.contains(&d.as_str()),

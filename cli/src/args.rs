@@ -247,6 +247,12 @@ pub enum Command {
     )]
     Journal(JournalArgs),
 
+    /// Copy snapshots, with their history, into another repository (a folder or object storage); only objects it lacks cross
+    #[command(
+        after_help = "Examples:\n  belay -r /mnt/share/belay copy --to s3:https://s3.example.com/fleet/belay --init\n  belay copy --to /mnt/usb/belay --source pico-7\n  belay -r s3:http://minio:9000/fleet copy --to ./local-copy pico-7~3 v1.2\n\nWithout revisions every live snapshot is copied; with revisions or --source, those snapshots and their live ancestors. Snapshot ids stay the same, heads move forward only, tags and renames come along. Credentials for object storage come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE."
+    )]
+    Copy(CopyArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  belay completions bash > ~/.local/share/bash-completion/completions/belay\n  belay completions zsh > ~/.zfunc/_belay        # with fpath+=~/.zfunc in ~/.zshrc\n  belay completions fish > ~/.config/fish/completions/belay.fish"
@@ -635,4 +641,19 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     }
     out.extend(rest);
     out
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// The repository to copy into: a folder, or s3:http(s)://host/bucket/prefix
+    #[arg(long, value_name = "REPO")]
+    pub to: PathBuf,
+    /// Create the destination repository first (same chunker and format as this one)
+    #[arg(long)]
+    pub init: bool,
+    /// Copy this source's history (repeatable)
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Snapshots to copy (ids, tags, SOURCE~N …); default: every live snapshot
+    pub revs: Vec<String>,
 }

@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use belay_store::Repo;
 use belay_store::journal::{self, Entry};
 use serde_json::{Map, Value};
 
@@ -29,6 +28,7 @@ pub fn kind_of(c: &Command) -> Option<&'static str> {
         Command::Tag(a) if a.name.is_some() => "tag",
         Command::Import(_) => "import",
         Command::Rename { .. } => "rename",
+        Command::Copy(_) => "copy",
         _ => return None,
     })
 }
@@ -65,7 +65,7 @@ pub fn write(
     error: Option<&str>,
     quiet: bool,
 ) {
-    let Ok(repo) = Repo::open(repo_path) else {
+    let Ok(repo) = crate::commands::open(repo_path) else {
         return; // no repository, nothing to journal
     };
     let source = details

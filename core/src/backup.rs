@@ -180,7 +180,7 @@ pub fn folder_name(repo: &Repo, cache: Option<&Cache>, source: &DirSource) -> Re
     let mut head = repo.read_ref(RefKind::Head, &name)?;
     // A history renamed with `belay rename` continues under its new name.
     if head.is_none()
-        && let Some(renamed) = belay_store::rename::renamed_to(repo.root(), &name)
+        && let Some(renamed) = belay_store::rename::renamed_to(repo, &name)
         && let Some(h) = repo.read_ref(RefKind::Head, &renamed)?
     {
         let here = source.location();

@@ -36,7 +36,7 @@ pub struct Cache {
     /// empty (an empty table answers every lookup without a query).
     pub(crate) objects_state: std::sync::atomic::AtomicU8,
     /// The repository whose renames (rename.rs) catalogued snapshots get.
-    pub(crate) repo_root: Option<PathBuf>,
+    pub(crate) repo_storage: Option<std::sync::Arc<dyn crate::storage::Storage>>,
 }
 
 /// The cache directory root (without the repository id), from the
@@ -70,7 +70,7 @@ impl Cache {
             });
         }
         let mut cache = Cache::open_at(&dir.join("cache.sqlite"))?;
-        cache.repo_root = Some(repo.root().to_path_buf());
+        cache.repo_storage = Some(repo.storage().clone());
         cache.sync_generation(crate::session::generation(repo)?)?;
         cache.sync_copy(repo)?;
         cache.apply_distrust(&dir)?;
@@ -197,7 +197,7 @@ impl Cache {
             path: path.to_path_buf(),
             pending_files: Mutex::new(Vec::new()),
             objects_state: std::sync::atomic::AtomicU8::new(0),
-            repo_root: None,
+            repo_storage: None,
         })
     }
 

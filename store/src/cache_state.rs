@@ -362,8 +362,8 @@ impl Cache {
             .ok()
             .flatten()?;
         let mut s = Snapshot::decode(&blob).ok()?;
-        if let Some(root) = &self.repo_root {
-            crate::rename::apply(root, id, &mut s);
+        if let Some(storage) = &self.repo_storage {
+            crate::rename::apply(storage.as_ref(), id, &mut s);
         }
         Some(s)
     }
@@ -400,7 +400,10 @@ impl Cache {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
             })
             .map_err(|e| self.err(e))?;
-        let names = self.repo_root.as_deref().map(crate::rename::names);
+        let names = self
+            .repo_storage
+            .as_ref()
+            .map(|s| crate::rename::names(s.as_ref()));
         let mut out = HashMap::new();
         for row in rows {
             let (id, blob) = row.map_err(|e| self.err(e))?;

@@ -14,7 +14,6 @@
 //! it affects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs;
 use std::path::PathBuf;
 
 use crate::atomic::TEMP_PREFIX;
@@ -541,13 +540,16 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
     progress.phase("snapshots and refs");
     // Roots: markers, heads, tags — each must name a decodable snapshot.
     let mut roots: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
-    for (name, p) in crate::repo::dir_entries(&repo.root().join("snapshots"))? {
+    let storage = repo.storage();
+    for name in repo.list_dir("snapshots")? {
         if name.starts_with(TEMP_PREFIX) {
             continue;
         }
+        let key = format!("snapshots/{name}");
+        let p = storage.locate(&key);
         match ObjectId::from_hex(&name).filter(|id| id.to_hex() == name) {
             Some(id) => {
-                if fs::metadata(&p).map(|m| m.len()).unwrap_or(0) != 0 {
+                if storage.stat(&key).ok().flatten().map_or(0, |i| i.size) != 0 {
                     c.problem(
                         "bad-marker",
                         None,
@@ -574,15 +576,15 @@ pub fn check(repo: &Repo, read_data: ReadData, progress: &dyn Progress) -> Resul
         }
     }
     for kind in ["heads", "tags"] {
-        for (name, p) in crate::repo::dir_entries(&repo.root().join("refs").join(kind))? {
+        let dir = format!("refs/{kind}");
+        for name in repo.list_dir(&dir)? {
             // Not a ref (format.md §1), as for every other reader.
-            if name.starts_with(TEMP_PREFIX)
-                || crate::repo::validate_ref_name(&name).is_err()
-                || p.is_dir()
-            {
+            if name.starts_with(TEMP_PREFIX) || crate::repo::validate_ref_name(&name).is_err() {
                 continue;
             }
-            let text = crate::repo::read_small_text(&p).unwrap_or_default();
+            let key = format!("{dir}/{name}");
+            let p = storage.locate(&key);
+            let text = repo.read_small_text(&key).unwrap_or_default();
             match text
                 .lines()
                 .next()

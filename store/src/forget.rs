@@ -11,14 +11,11 @@
 //! deduplicated against everything stored). The undo record puts heads back.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
-use std::path::PathBuf;
 
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::repo::{RefKind, Repo};
@@ -26,6 +23,8 @@ use crate::retention::{self, Candidate, Decision, Policy};
 
 /// The undo record of the last forget: `trash/undo.json`.
 pub const UNDO_FILE: &str = "undo.json";
+pub const TRASH_DIR: &str = "trash";
+pub const UNDO_KEY: &str = "trash/undo.json";
 
 #[derive(Clone, Debug)]
 pub struct SourcePlan {
@@ -223,8 +222,8 @@ pub struct UndoRecord {
     pub heads: Vec<HeadMove>,
 }
 
-fn trash_dir(repo: &Repo) -> PathBuf {
-    repo.root().join("trash")
+fn trash_key(id: &ObjectId) -> String {
+    format!("{TRASH_DIR}/{}", id.to_hex())
 }
 
 /// Carry out a plan: write the undo record, move markers to `trash/`, move
@@ -250,12 +249,12 @@ pub fn execute(repo: &Repo, plan: &ForgetPlan) -> Result<UndoRecord> {
     if removed.is_empty() && record.heads.is_empty() {
         return Ok(record);
     }
-    let dir = trash_dir(repo);
-    fs::create_dir_all(&dir).at(&dir)?;
+    let storage = repo.storage();
     let mut text = serde_json::to_string_pretty(&record).expect("undo record serializes");
     text.push('\n');
-    let undo = dir.join(UNDO_FILE);
-    atomic::publish_replace(&undo, text.as_bytes()).at(&undo)?;
+    storage
+        .put_replace(UNDO_KEY, text.as_bytes())
+        .at(storage.locate(UNDO_KEY))?;
     // Heads first: a head never names a snapshot without a marker.
     for h in &record.heads {
         match h.after.as_deref().and_then(ObjectId::from_hex) {
@@ -265,27 +264,24 @@ pub fn execute(repo: &Repo, plan: &ForgetPlan) -> Result<UndoRecord> {
             }
         }
     }
+    // A move is durable when `rename` returns. On object storage it is a
+    // copy then a delete: a crash between leaves the marker in both
+    // places, and the snapshot stays live (forget again).
     for id in &removed {
-        let from = repo.root().join("snapshots").join(id.to_hex());
-        let to = dir.join(id.to_hex());
-        match fs::rename(&from, &to) {
-            Ok(()) => {}
-            // Already gone (a concurrent forget): nothing to do.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(from, e)),
-        }
+        let from = Repo::marker_key(id);
+        // false: already gone (a concurrent forget), nothing to do.
+        storage
+            .rename(&from, &trash_key(id))
+            .at(storage.locate(&from))?;
     }
-    atomic::fsync_dir(&dir).at(&dir)?;
-    let snaps = repo.root().join("snapshots");
-    atomic::fsync_dir(&snaps).at(&snaps)?;
     Ok(record)
 }
 
 /// The undo record of the last forget, if the trash still holds it.
 pub fn last_forget(repo: &Repo) -> Result<Option<UndoRecord>> {
-    let path = trash_dir(repo).join(UNDO_FILE);
+    let path = repo.storage().locate(UNDO_KEY);
     // Not trusted: a FIFO or a huge file is refused, never read whole.
-    match crate::repo::read_regular(&path, 64 << 20) {
+    match repo.storage().read(UNDO_KEY, 64 << 20) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
             .map_err(|e| Error::BadRef {
@@ -317,34 +313,29 @@ pub fn undo(repo: &Repo) -> Result<UndoReport> {
             "nothing to undo: no forget since the last gc (gc empties the trash)".into(),
         ));
     };
-    let dir = trash_dir(repo);
+    let storage = repo.storage();
     let mut report = UndoReport::default();
     for hex in &record.snapshots {
         let Some(id) = ObjectId::from_hex(hex) else {
             continue;
         };
-        let from = dir.join(hex);
-        let to = repo.root().join("snapshots").join(hex);
+        let from = trash_key(&id);
         if !repo.has_object(&id) {
             report.lost.push(id);
             continue;
         }
-        match fs::rename(&from, &to) {
-            Ok(()) => report.restored.push(id),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Not in the trash: live again already, or emptied by a gc
-                // (whose deletions it may have suffered: never revive it).
-                if to.exists() {
-                    report.restored.push(id);
-                } else {
-                    report.lost.push(id);
-                }
-            }
-            Err(e) => return Err(Error::io(from, e)),
+        if storage
+            .rename(&from, &Repo::marker_key(&id))
+            .at(storage.locate(&from))?
+            // Not in the trash: live again already, or emptied by a gc
+            // (whose deletions it may have suffered: never revive it).
+            || repo.is_live(&id)
+        {
+            report.restored.push(id);
+        } else {
+            report.lost.push(id);
         }
     }
-    let snaps = repo.root().join("snapshots");
-    atomic::fsync_dir(&snaps).at(&snaps)?;
     for h in &record.heads {
         let current = repo.read_ref(RefKind::Head, &h.source)?.map(|i| i.to_hex());
         if current != h.after {
@@ -356,7 +347,6 @@ pub fn undo(repo: &Repo) -> Result<UndoReport> {
         }
         report.heads.push(h.clone());
     }
-    let undo = dir.join(UNDO_FILE);
-    fs::remove_file(&undo).at(&undo)?;
+    storage.delete(UNDO_KEY).at(storage.locate(UNDO_KEY))?;
     Ok(report)
 }

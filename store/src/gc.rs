@@ -11,12 +11,11 @@
 //! sub-directory at a time.
 
 use std::collections::HashSet;
-use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::atomic::{self, TEMP_PREFIX};
+use crate::atomic::TEMP_PREFIX;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::repo::{RefKind, Repo};
@@ -104,7 +103,7 @@ pub struct GcReport {
 }
 
 struct CondemnedList {
-    path: PathBuf,
+    key: String,
     mtime: SystemTime,
     ids: Vec<ObjectId>,
     expired: bool,
@@ -119,9 +118,7 @@ fn trunc(id: &ObjectId) -> u128 {
     u128::from_le_bytes(id.0[..16].try_into().unwrap())
 }
 
-fn condemned_dir(repo: &Repo) -> PathBuf {
-    repo.root().join("gc").join("condemned")
-}
+const CONDEMNED_DIR: &str = "gc/condemned";
 
 fn load_lists(
     repo: &Repo,
@@ -130,18 +127,25 @@ fn load_lists(
     dry_run: bool,
 ) -> Result<Vec<CondemnedList>> {
     let mut out = Vec::new();
-    for (name, path) in crate::repo::dir_entries(&condemned_dir(repo))? {
+    let storage = repo.storage();
+    for name in repo.list_dir(CONDEMNED_DIR)? {
         if name.starts_with(TEMP_PREFIX) || !name.ends_with(".list") {
             continue;
         }
+        let key = format!("{CONDEMNED_DIR}/{name}");
+        let path = storage.locate(&key);
         // Not trusted: a FIFO or a huge file is refused, never read whole.
-        let bytes = crate::repo::read_regular(&path, MAX_LIST).at(&path)?;
-        let mtime = fs::metadata(&path).and_then(|m| m.modified()).at(&path)?;
+        let bytes = storage.read(&key, MAX_LIST).at(&path)?;
+        let mtime = storage
+            .stat(&key)
+            .at(&path)?
+            .and_then(|i| i.mtime)
+            .ok_or_else(|| Error::io(&path, io::Error::other("no modification time")))?;
         if !bytes.starts_with(LIST_MAGIC) || !(bytes.len() - LIST_MAGIC.len()).is_multiple_of(32) {
             // A torn list (crash while writing): its objects are condemned
             // again by this run, with a fresh grace period.
             if !dry_run {
-                let _ = fs::remove_file(&path);
+                let _ = storage.delete(&key);
             }
             continue;
         }
@@ -152,7 +156,7 @@ fn load_lists(
         ids.sort();
         let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
         out.push(CondemnedList {
-            path,
+            key,
             mtime,
             ids,
             expired: age >= grace,
@@ -160,26 +164,32 @@ fn load_lists(
             delete: false,
         });
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
 
-fn write_list(path: &Path, ids: &[ObjectId], mtime: Option<SystemTime>) -> Result<()> {
+fn write_list(repo: &Repo, key: &str, ids: &[ObjectId], mtime: Option<SystemTime>) -> Result<()> {
     let mut bytes = Vec::with_capacity(LIST_MAGIC.len() + ids.len() * 32);
     bytes.extend_from_slice(LIST_MAGIC);
     for id in ids {
         bytes.extend_from_slice(&id.0);
     }
-    atomic::publish_replace(path, &bytes).at(path)?;
+    let storage = repo.storage();
+    let path = storage.locate(key);
+    storage.put_replace(key, &bytes).at(&path)?;
     if let Some(t) = mtime {
         // Keep the condemnation time of a list that was only filtered.
-        fs::File::options()
-            .write(true)
-            .open(path)
-            .and_then(|f| f.set_modified(t))
-            .at(path)?;
+        // Where the storage cannot set it (object storage), the list is
+        // as new: its objects wait a whole grace period again (safe).
+        storage.set_mtime(key, t).at(&path)?;
     }
     Ok(())
+}
+
+fn remove(repo: &Repo, key: &str) -> Result<bool> {
+    repo.storage()
+        .delete(key)
+        .map_err(|e| Error::io(repo.storage().locate(key), e))
 }
 
 /// The roots: live snapshot markers, tags and heads. A ref that names no
@@ -311,13 +321,6 @@ fn unwrap_store_error(e: io::Error, path: &Path) -> Error {
     Error::io(path, e)
 }
 
-fn read_names(dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(crate::repo::dir_entries(dir)?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect())
-}
-
 pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
     let mut report = GcReport {
         dry_run: opts.dry_run,
@@ -328,11 +331,10 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     } else {
         Some(GcLock::acquire(repo)?)
     };
-    let gc_dir = repo.root().join("gc");
-    let now = if opts.dry_run && !gc_dir.exists() {
+    let now = if opts.dry_run && repo.local_root().is_some_and(|r| !r.join("gc").exists()) {
         SystemTime::now()
     } else {
-        session::share_now(&gc_dir)?
+        session::share_now(repo, "gc")?
     };
     let mut lists = load_lists(repo, now, opts.grace, opts.dry_run)?;
     let want_delete = opts.now || lists.iter().any(|l| l.expired);
@@ -360,7 +362,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     let mut active = Vec::new();
     for s in session::list_sessions(repo, now)? {
         if s.stale {
-            if !opts.dry_run && fs::remove_file(&s.path).is_ok() {
+            if !opts.dry_run && remove(repo, &s.key).unwrap_or(false) {
                 report.stale_sessions_removed += 1;
             }
         } else {
@@ -401,19 +403,15 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
     if !opts.now
         && let Some(record) = crate::forget::last_forget(repo)?
     {
-        let undo = repo.root().join("trash").join(crate::forget::UNDO_FILE);
-        let age = fs::metadata(&undo)
-            .and_then(|m| m.modified())
-            .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO))
-            .at(&undo)?;
+        let age = session::age(repo, crate::forget::UNDO_KEY, now).unwrap_or(Duration::ZERO);
         if age < opts.grace {
             report.trash_expires_in = Some(opts.grace - age);
-            trash_at_start.retain(|p| {
-                let name = p.file_name().unwrap_or_default().to_string_lossy();
+            trash_at_start.retain(|key| {
+                let name = key.rsplit('/').next().unwrap_or_default();
                 let held =
                     name == crate::forget::UNDO_FILE || record.snapshots.iter().any(|s| *s == name);
                 if held {
-                    trash_kept.push(p.clone());
+                    trash_kept.push(key.clone());
                 }
                 !held
             });
@@ -575,13 +573,15 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
             "gc",
             "gc/condemned",
         ] {
-            for p in read_names(&repo.root().join(d))? {
-                let is_temp = p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX));
-                if is_temp
-                    && session::age(&p, now).is_some_and(|a| a > TEMP_MAX_AGE)
-                    && fs::remove_file(&p).is_ok()
+            for name in repo.list_dir(d)? {
+                let key = if d.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{d}/{name}")
+                };
+                if name.starts_with(TEMP_PREFIX)
+                    && session::age(repo, &key, now).is_some_and(|a| a > TEMP_MAX_AGE)
+                    && remove(repo, &key).unwrap_or(false)
                 {
                     temp_removed += 1;
                 }
@@ -589,7 +589,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         }
     }
     report.temp_files_removed = temp_removed;
-    if deleted_any && atomic::sync_filesystem(repo.root()).is_err() {
+    if deleted_any && storage.sync_all().is_err() {
         // Deletions that are lost in a crash only leave garbage behind.
     }
     report.next_deletion_in = oldest_pending.map(|t| {
@@ -603,24 +603,23 @@ pub fn gc(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcRe
         // others keep only what is still garbage (and their time).
         for l in &lists {
             if can_delete && (l.delete || now_mode) {
-                fs::remove_file(&l.path).at(&l.path)?;
+                remove(repo, &l.key)?;
                 continue;
             }
             let still: Vec<ObjectId> = l.ids.iter().filter(|id| !keep(id)).copied().collect();
             if still.is_empty() {
-                fs::remove_file(&l.path).at(&l.path)?;
+                remove(repo, &l.key)?;
             } else if still.len() != l.ids.len() {
-                write_list(&l.path, &still, Some(l.mtime))?;
+                write_list(repo, &l.key, &still, Some(l.mtime))?;
             }
         }
         lists.clear();
         if !new_condemned.is_empty() {
             new_condemned.sort();
-            let path = condemned_dir(repo).join(format!("{:020}.list", report.generation));
-            fs::create_dir_all(condemned_dir(repo)).at(condemned_dir(repo))?;
-            write_list(&path, &new_condemned, None)?;
+            let key = format!("{CONDEMNED_DIR}/{:020}.list", report.generation);
+            write_list(repo, &key, &new_condemned, None)?;
         }
-        report.trash_emptied = empty_trash(trash_at_start)?;
+        report.trash_emptied = empty_trash(repo, trash_at_start)?;
     } else {
         report.trash_emptied = count_markers(&trash_at_start);
     }
@@ -664,40 +663,33 @@ fn delete_batch(
     Ok((n, b))
 }
 
-fn trash_entries(repo: &Repo) -> Result<Vec<PathBuf>> {
-    let dir = repo.root().join("trash");
+/// The trash's keys (`trash/…`).
+fn trash_entries(repo: &Repo) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for p in read_names(&dir)? {
-        let name = p
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+    for name in repo.list_dir(crate::forget::TRASH_DIR)? {
+        let key = format!("{}/{name}", crate::forget::TRASH_DIR);
         if name == crate::forget::UNDO_FILE {
-            out.insert(0, p);
+            out.insert(0, key);
         } else if ObjectId::from_hex(&name).is_some() {
-            out.push(p);
+            out.push(key);
         }
     }
     Ok(out)
 }
 
-fn count_markers(entries: &[PathBuf]) -> u64 {
+fn count_markers(entries: &[String]) -> u64 {
     entries
         .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n != crate::forget::UNDO_FILE))
+        .filter(|k| k.as_str() != crate::forget::UNDO_KEY)
         .count() as u64
 }
 
 /// Remove the markers of forgotten snapshots and the undo record.
-fn empty_trash(entries: Vec<PathBuf>) -> Result<u64> {
+fn empty_trash(repo: &Repo, entries: Vec<String>) -> Result<u64> {
     let mut n = 0;
-    for p in entries {
-        let is_marker = p.file_name().is_some_and(|n| n != crate::forget::UNDO_FILE);
-        match fs::remove_file(&p) {
-            Ok(()) => n += is_marker as u64,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(p, e)),
+    for key in entries {
+        if remove(repo, &key)? {
+            n += (key != crate::forget::UNDO_KEY) as u64;
         }
     }
     Ok(n)

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::error::{Error, IoContext, Result};
-use crate::repo::{Repo, dir_entries};
+use crate::error::{IoContext, Result};
+use crate::repo::Repo;
 
 pub const DIR: &str = "journal";
 pub const VERSION: u32 = 1;
@@ -65,8 +65,10 @@ pub fn random_id() -> String {
     hex::encode(b)
 }
 
-fn dir(repo: &Repo) -> PathBuf {
-    repo.root().join(DIR)
+fn read_text(repo: &Repo, key: &str) -> io::Result<String> {
+    repo.storage()
+        .read(key, MAX_FILE)
+        .and_then(|b| String::from_utf8(b).map_err(|_| io::ErrorKind::InvalidData.into()))
 }
 
 /// Write one entry as its own file, `journal/<UTC time>-<id>.json`
@@ -75,11 +77,12 @@ pub fn record(repo: &Repo, entry: &Entry) -> Result<PathBuf> {
     let t = jiff::Timestamp::from_nanosecond(entry.time_ns as i128)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let name = format!("{}-{}.json", t.strftime("%Y%m%dT%H%M%S%.9fZ"), entry.id);
-    let path = dir(repo).join(name);
+    let key = format!("{DIR}/{name}");
+    let path = repo.storage().locate(&key);
     let mut bytes = serde_json::to_vec(entry).expect("journal entry serialises");
     bytes.push(b'\n');
-    atomic::publish_new(&path, &bytes, true).at(&path)?;
-    let _ = atomic::fsync_dir(&dir(repo));
+    repo.storage().put_new(&key, &bytes, true).at(&path)?;
+    let _ = repo.storage().sync_entry(&key);
     Ok(path)
 }
 
@@ -96,10 +99,12 @@ fn read_all(
     repo: &Repo,
     older_than_ns: Option<i64>,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<Entry>, Vec<PathBuf>)> {
+) -> Result<(Vec<Entry>, Vec<String>)> {
     let mut out = Vec::new();
     let mut old_files = Vec::new();
-    for (name, path) in dir_entries(&dir(repo))? {
+    for name in repo.list_dir(DIR)? {
+        let key = format!("{DIR}/{name}");
+        let path = repo.storage().locate(&key);
         if name.starts_with(atomic::TEMP_PREFIX) {
             continue;
         }
@@ -110,9 +115,7 @@ fn read_all(
         // Anyone can drop a file here: one that is not a regular file, too
         // large, unreadable or not UTF-8 is skipped with a warning, never
         // read whole or allowed to stop the listing.
-        let text = match crate::repo::read_regular(&path, MAX_FILE)
-            .and_then(|b| String::from_utf8(b).map_err(|_| io::ErrorKind::InvalidData.into()))
-        {
+        let text = match read_text(repo, &key) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
@@ -138,7 +141,7 @@ fn read_all(
             }
         }
         if older_than_ns.is_some() && (compacted || all_old) {
-            old_files.push(path);
+            old_files.push(key);
         }
     }
     let mut seen = HashSet::new();
@@ -161,9 +164,7 @@ pub fn compact(repo: &Repo, older_than_ns: i64) -> Result<usize> {
     // What the folded files hold: old entries, and whatever compacted files hold.
     let mut keep = Vec::new();
     for f in &files {
-        let text = crate::repo::read_regular(f, MAX_FILE)
-            .and_then(|b| String::from_utf8(b).map_err(|_| io::ErrorKind::InvalidData.into()))
-            .at(f)?;
+        let text = read_text(repo, f).at(repo.storage().locate(f))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             if let Ok(e) = serde_json::from_str::<Entry>(line) {
                 keep.push(e);
@@ -186,22 +187,23 @@ pub fn compact(repo: &Repo, older_than_ns: i64) -> Result<usize> {
     };
     let first = keep.first().map_or(0, |e| e.time_ns);
     let last = keep.last().map_or(0, |e| e.time_ns);
-    let path = dir(repo).join(format!(
-        "{COMPACTED_PREFIX}{}-{}-{}.jsonl",
+    let key = format!(
+        "{DIR}/{COMPACTED_PREFIX}{}-{}-{}.jsonl",
         stamp(first),
         stamp(last),
         random_id()
-    ));
-    atomic::publish_new(&path, &body, true).at(&path)?;
-    atomic::fsync_dir(&dir(repo)).at(dir(repo))?;
+    );
+    let storage = repo.storage();
+    storage
+        .put_new(&key, &body, true)
+        .at(storage.locate(&key))?;
+    storage.sync_entry(&key).at(storage.locate(&key))?;
     for f in &files {
-        match std::fs::remove_file(f) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(f, e)),
-        }
+        storage.delete(f).at(storage.locate(f))?;
     }
-    let _ = atomic::fsync_dir(&dir(repo));
+    if let Some(f) = files.first() {
+        let _ = storage.sync_entry(f);
+    }
     Ok(files.len())
 }
 
@@ -230,8 +232,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let repo = Repo::init(&tmp.path().join("r")).unwrap();
         record(&repo, &entry("backup", 1_000)).unwrap();
-        std::fs::write(dir(&repo).join("x.json"), b"{\xff\xfe}\n").unwrap();
-        std::fs::create_dir(dir(&repo).join("d.json")).unwrap();
+        let dir = tmp.path().join("r").join(DIR);
+        std::fs::write(dir.join("x.json"), b"{\xff\xfe}\n").unwrap();
+        // Too large to be one (sparse: costs no disk).
+        std::fs::File::create(dir.join("y.json"))
+            .unwrap()
+            .set_len(MAX_FILE + 1)
+            .unwrap();
+        // A directory is not a file of the journal: not even listed.
+        std::fs::create_dir(dir.join("d.json")).unwrap();
         let mut w = Vec::new();
         assert_eq!(list(&repo, &mut w).unwrap().len(), 1);
         assert_eq!(w.len(), 2, "{w:?}");
@@ -252,7 +261,7 @@ mod tests {
         let after = list(&repo, &mut w).unwrap();
         assert_eq!(after.len(), 6);
         assert_eq!(after.last().unwrap().kind, "gc");
-        let files = dir_entries(&dir(&repo)).unwrap();
+        let files = repo.list_dir(DIR).unwrap();
         assert_eq!(files.len(), 2, "{files:?}");
         // A second compaction folds the compacted file and the now old entry.
         assert_eq!(compact(&repo, 10_000).unwrap(), 2);

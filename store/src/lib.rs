@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod check;
 pub mod chunker;
 pub mod codec;
+pub mod copy;
 pub mod diff;
 pub mod error;
 pub mod forget;

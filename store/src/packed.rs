@@ -113,6 +113,10 @@ pub struct Packed {
     writing: Mutex<Writing>,
     /// Packs whose size was checked against [`crate::pack::MAX_PACK`].
     checked: Mutex<HashSet<u32>>,
+    /// Packs found present, with their size: a presence test costs one
+    /// `stat` per pack, not per object (a request each on object storage).
+    /// Cleared by [`Packed::forget_presence`] when a gc may have run.
+    present: Mutex<HashMap<u32, u64>>,
 }
 
 /// The path of an object file (loose object or pack) named `id`.
@@ -262,7 +266,14 @@ impl Packed {
             table: RwLock::new(Table::default()),
             writing: Mutex::new(Writing::default()),
             checked: Mutex::new(HashSet::new()),
+            present: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Stop trusting what [`Packed::contains`] found present (a gc ran:
+    /// it may have deleted packs since).
+    pub fn forget_presence(&self) {
+        self.present.lock().unwrap().clear();
     }
 
     pub fn pack_path(&self, pack: &ObjectId) -> PathBuf {
@@ -348,14 +359,22 @@ impl Packed {
         }
         for attempt in 0..2 {
             for loc in self.locations(id)? {
-                let key = object_key(&self.pack_of(loc.pack));
                 // Present and long enough to hold it (not cut short).
                 let end = loc.offset as u64 + loc.length as u64;
                 if self
-                    .storage
-                    .stat(&key)
-                    .is_ok_and(|m| m.is_some_and(|m| m.size >= end))
+                    .present
+                    .lock()
+                    .unwrap()
+                    .get(&loc.pack)
+                    .is_some_and(|&size| size >= end)
                 {
+                    return Ok(true);
+                }
+                let key = object_key(&self.pack_of(loc.pack));
+                if let Ok(Some(m)) = self.storage.stat(&key)
+                    && m.size >= end
+                {
+                    self.present.lock().unwrap().insert(loc.pack, m.size);
                     return Ok(true);
                 }
             }

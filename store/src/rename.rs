@@ -7,17 +7,18 @@
 //! `find` and revisions see the new name.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
-use crate::repo::{RefKind, Repo, dir_entries, validate_ref_name};
+use crate::repo::{RefKind, Repo, validate_ref_name};
 use crate::snapshot::Snapshot;
+use crate::storage::Storage;
 
 pub const DIR: &str = "renames";
 pub const VERSION: u32 = 1;
@@ -50,31 +51,37 @@ pub type Names = HashMap<ObjectId, String>;
 /// (in a long-running `belay watch`).
 struct Loaded {
     checked: Instant,
-    stamp: Option<SystemTime>,
+    /// The record names it was read from.
+    stamp: Vec<String>,
     names: Arc<Names>,
     records: Arc<Vec<Record>>,
 }
 static LOADED: Mutex<Option<HashMap<PathBuf, Loaded>>> = Mutex::new(None);
 const RECHECK: Duration = Duration::from_secs(1);
 
-fn dir(root: &Path) -> PathBuf {
-    root.join(DIR)
+/// The record files' names (write-once, so the list says whether
+/// anything changed).
+fn record_names(storage: &dyn Storage) -> std::io::Result<Vec<String>> {
+    let mut names = storage.list_dir(DIR)?;
+    names.retain(|n| !n.starts_with(atomic::TEMP_PREFIX) && n.ends_with(".json"));
+    Ok(names)
 }
 
-fn read_records(root: &Path) -> Result<Vec<Record>> {
+/// Largest record a reader accepts.
+const MAX_RECORD: u64 = 64 << 20;
+
+fn read_records(storage: &dyn Storage, names: &[String]) -> Result<Vec<Record>> {
     let mut out: Vec<Record> = Vec::new();
-    for (name, path) in dir_entries(&dir(root))? {
-        if name.starts_with(atomic::TEMP_PREFIX) || !name.ends_with(".json") {
-            continue;
-        }
-        let text = match std::fs::read_to_string(&path) {
+    for name in names {
+        let key = format!("{DIR}/{name}");
+        let bytes = match storage.read(&key, MAX_RECORD) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(e) => return Err(Error::io(storage.locate(&key), e)),
         };
         // A record this version cannot read is skipped, not fatal: the
         // snapshots keep the names they recorded.
-        if let Ok(r) = serde_json::from_str::<Record>(&text) {
+        if let Ok(r) = serde_json::from_slice::<Record>(&bytes) {
             out.push(r);
         }
     }
@@ -82,27 +89,24 @@ fn read_records(root: &Path) -> Result<Vec<Record>> {
     Ok(out)
 }
 
-fn load(root: &Path) -> (Arc<Names>, Arc<Vec<Record>>) {
+fn load(storage: &dyn Storage) -> (Arc<Names>, Arc<Vec<Record>>) {
+    let root = storage.locate(DIR);
     let mut guard = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
-    if let Some(l) = map.get(root)
+    if let Some(l) = map.get(&root)
         && l.checked.elapsed() < RECHECK
     {
         return (l.names.clone(), l.records.clone());
     }
-    let stamp = std::fs::metadata(dir(root)).and_then(|m| m.modified()).ok();
-    if let Some(l) = map.get_mut(root)
+    // Unreadable: no renames (the names the snapshots recorded).
+    let stamp = record_names(storage).unwrap_or_default();
+    if let Some(l) = map.get_mut(&root)
         && l.stamp == stamp
     {
         l.checked = Instant::now();
         return (l.names.clone(), l.records.clone());
     }
-    // Unreadable: no renames (the names the snapshots recorded).
-    let records = if stamp.is_some() {
-        read_records(root).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let records = read_records(storage, &stamp).unwrap_or_default();
     let mut names = Names::new();
     for r in &records {
         for id in r.snapshots.iter().filter_map(|h| ObjectId::from_hex(h)) {
@@ -111,7 +115,7 @@ fn load(root: &Path) -> (Arc<Names>, Arc<Vec<Record>>) {
     }
     let (names, records) = (Arc::new(names), Arc::new(records));
     map.insert(
-        root.to_path_buf(),
+        root,
         Loaded {
             checked: Instant::now(),
             stamp,
@@ -123,21 +127,21 @@ fn load(root: &Path) -> (Arc<Names>, Arc<Vec<Record>>) {
 }
 
 /// Forget what was read (after writing a record).
-fn reload(root: &Path) {
+fn reload(storage: &dyn Storage) {
     let mut guard = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(map) = guard.as_mut() {
-        map.remove(root);
+        map.remove(&storage.locate(DIR));
     }
 }
 
 /// Snapshot id → its name after every rename of the repository at `root`.
-pub fn names(root: &Path) -> Arc<Names> {
-    load(root).0
+pub fn names(storage: &dyn Storage) -> Arc<Names> {
+    load(storage).0
 }
 
 /// Give snapshot `id` the name its renames gave it.
-pub fn apply(root: &Path, id: &ObjectId, snap: &mut Snapshot) {
-    apply_from(&names(root), id, snap);
+pub fn apply(storage: &dyn Storage, id: &ObjectId, snap: &mut Snapshot) {
+    apply_from(&names(storage), id, snap);
 }
 
 /// As [`apply`], with the names read once for many snapshots.
@@ -149,8 +153,8 @@ pub fn apply_from(names: &Names, id: &ObjectId, snap: &mut Snapshot) {
 
 /// The name the history `name` carries now, following renames (`None`
 /// when it was never renamed).
-pub fn renamed_to(root: &Path, name: &str) -> Option<String> {
-    let records = load(root).1;
+pub fn renamed_to(repo: &Repo, name: &str) -> Option<String> {
+    let records = load(repo.storage().as_ref()).1;
     let mut current = name.to_string();
     let mut moved = false;
     // Each record at most once, in order, so a chain a→b→a→b ends.
@@ -208,7 +212,7 @@ pub fn rename(
         .collect();
     // Forgotten ones still in the trash too, so that undo-forget brings
     // them back under the new name.
-    for (name, _) in dir_entries(&repo.root().join("trash"))? {
+    for name in repo.list_dir("trash")? {
         if let Some(id) = ObjectId::from_hex(&name)
             && !snaps.contains(&id)
             && repo.has_object(&id)
@@ -231,18 +235,19 @@ pub fn rename(
     };
     let t = jiff::Timestamp::from_nanosecond(record.time_ns as i128)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let d = dir(repo.root());
-    std::fs::create_dir_all(&d).at(&d)?;
-    let path = d.join(format!(
-        "{}-{}.json",
+    let key = format!(
+        "{DIR}/{}-{}.json",
         t.strftime("%Y%m%dT%H%M%S%.9fZ"),
         record.id
-    ));
+    );
     let mut bytes = serde_json::to_vec(&record).expect("a rename record serialises");
     bytes.push(b'\n');
-    atomic::publish_new(&path, &bytes, true).at(&path)?;
-    let _ = atomic::fsync_dir(&d);
-    reload(repo.root());
+    let storage = repo.storage();
+    storage
+        .put_new(&key, &bytes, true)
+        .at(storage.locate(&key))?;
+    let _ = storage.sync_entry(&key);
+    reload(storage.as_ref());
     // The newer head leads a joined history.
     let head = match new_head {
         Some(h) => {

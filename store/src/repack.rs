@@ -141,11 +141,13 @@ fn plan_with(
             by_id.entry(p.pack).or_insert(p);
         }
     }
-    // Packs whose file is present; a missing one is for `check` to report.
+    // Packs whose file is present (in gc's one listing of `objects/`: no
+    // request per pack); a missing one is for `check` to report.
+    let listed: HashSet<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
     let mut packs: Vec<PackState> = Vec::new();
     let mut missing: Vec<IndexedPack> = Vec::new();
     for (id, info) in by_id {
-        if storage.stat(&object_key(&id)).is_ok_and(|m| m.is_some()) {
+        if listed.contains(object_key(&id).as_str()) {
             packs.push(PackState {
                 info,
                 raw_live: 0,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{self, Published, TEMP_PREFIX};
+use crate::atomic::{Published, TEMP_PREFIX};
 use crate::chunker::ChunkerParams;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
@@ -51,7 +51,7 @@ pub enum RefKind {
 }
 
 impl RefKind {
-    fn dir(self) -> &'static str {
+    pub(crate) fn dir(self) -> &'static str {
         match self {
             RefKind::Head => "refs/heads",
             RefKind::Tag => "refs/tags",
@@ -132,7 +132,53 @@ impl Repo {
             }
             Err(e) => return Err(Error::io(root, e)),
         }
-        for d in [
+        Repo::init_storage(
+            Arc::new(LocalFs::new(root)),
+            root.to_path_buf(),
+            chunker,
+            level,
+            version,
+        )
+    }
+
+    /// Create a repository of format `version` in `storage`, shown to the
+    /// user as `location`. A storage that holds any file is refused.
+    pub fn init_storage(
+        storage: Arc<dyn Storage>,
+        location: PathBuf,
+        chunker: ChunkerParams,
+        level: i32,
+        version: u64,
+    ) -> Result<Repo> {
+        let at = |key: &str| storage.locate(key);
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::UnsupportedVersion {
+                path: at("config"),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        chunker.validate().map_err(|reason| Error::BadConfig {
+            path: at("config"),
+            reason,
+        })?;
+        if storage.stat("config").at(at("config"))?.is_some() {
+            return Err(Error::AlreadyARepository(location));
+        }
+        if storage.local_root().is_none() {
+            let mut any = false;
+            storage
+                .list("", &mut |_, _| {
+                    any = true;
+                    Err(io::Error::other("stop"))
+                })
+                .or_else(|e| if any { Ok(()) } else { Err(e) })
+                .at(&location)?;
+            if any {
+                return Err(Error::InitTargetNotEmpty(location));
+            }
+        }
+        let mut dirs = vec![
             "objects",
             "snapshots",
             "refs/heads",
@@ -141,18 +187,17 @@ impl Repo {
             "locks",
             "sessions",
             "gc/condemned",
-            crate::packed::INDEX_DIR,
-        ] {
-            if d == crate::packed::INDEX_DIR && version < 2 {
-                continue;
-            }
-            fs::create_dir_all(root.join(d)).at(root.join(d))?;
+        ];
+        if version >= 2 {
+            dirs.push(crate::packed::INDEX_DIR);
         }
+        storage.create_dirs(&dirs).at(&location)?;
         // A gc must run on a disk the first backup filled: with this file
         // and its directory in place it overwrites the generation in place
         // and needs no new block (docs/format.md §10.3).
-        let generation = root.join("gc").join("generation");
-        atomic::publish_replace(&generation, b"0\n").at(&generation)?;
+        storage
+            .put_replace("gc/generation", b"0\n")
+            .at(at("gc/generation"))?;
         let mut idb = [0u8; 32];
         File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut idb))
@@ -173,16 +218,23 @@ impl Repo {
         let mut text = serde_json::to_string_pretty(&config).expect("config serializes");
         text.push('\n');
         // The config is written last: until it exists, this is not a repository.
-        atomic::publish_replace(&root.join("config"), text.as_bytes()).at(root.join("config"))?;
-        Repo::open(root)
+        storage
+            .put_replace("config", text.as_bytes())
+            .at(at("config"))?;
+        Repo::open_storage(storage, location)
     }
 
     pub fn open(root: &Path) -> Result<Repo> {
-        let path = root.join("config");
-        let text = match read_regular(&path, MAX_SMALL_FILE) {
+        Repo::open_storage(Arc::new(LocalFs::new(root)), root.to_path_buf())
+    }
+
+    /// Open the repository in `storage`, shown to the user as `location`.
+    pub fn open_storage(storage: Arc<dyn Storage>, location: PathBuf) -> Result<Repo> {
+        let path = storage.locate("config");
+        let text = match storage.read("config", MAX_SMALL_FILE) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotARepository(root.to_path_buf()));
+                return Err(Error::NotARepository(location));
             }
             Err(e) => return Err(Error::io(&path, e)),
         };
@@ -225,9 +277,8 @@ impl Repo {
                 ),
             });
         }
-        let storage: Arc<dyn Storage> = Arc::new(LocalFs::new(root));
         Ok(Repo {
-            root: root.to_path_buf(),
+            root: location,
             unsynced: Mutex::new(Vec::new()),
             trees_read: AtomicU64::new(0),
             packed: (config.version >= 2).then(|| crate::packed::Packed::new(storage.clone())),
@@ -243,14 +294,41 @@ impl Repo {
         config.version = version;
         let mut text = serde_json::to_string_pretty(&config).expect("config serializes");
         text.push('\n');
-        let path = self.root.join("config");
-        atomic::publish_replace(&path, text.as_bytes()).at(&path)?;
-        let dir = self.root.join(crate::packed::INDEX_DIR);
-        fs::create_dir_all(&dir).at(&dir)
+        self.storage
+            .put_replace("config", text.as_bytes())
+            .at(self.storage.locate("config"))?;
+        self.storage
+            .create_dirs(&[crate::packed::INDEX_DIR])
+            .at(&self.root)
     }
 
+    /// Where the repository is, as the user named it (a folder, or a URL).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The folder, when the repository is one on this machine.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.storage.local_root()
+    }
+
+    /// Names of the files directly in `dir` (a key), sorted.
+    pub fn list_dir(&self, dir: &str) -> Result<Vec<String>> {
+        self.storage
+            .list_dir(dir)
+            .map_err(|e| Error::io(self.storage.locate(dir), e))
+    }
+
+    /// Does the file `key` exist? (An unreadable one counts as existing.)
+    pub fn exists(&self, key: &str) -> bool {
+        !matches!(self.storage.stat(key), Ok(None))
+    }
+
+    /// A small text file (config, ref, generation): at most
+    /// [`MAX_SMALL_FILE`] bytes of UTF-8.
+    pub fn read_small_text(&self, key: &str) -> io::Result<String> {
+        String::from_utf8(self.storage.read(key, MAX_SMALL_FILE)?)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
     }
     pub fn config(&self) -> &Config {
         &self.config
@@ -307,12 +385,12 @@ impl Repo {
     /// shorter than its header says counts as missing (a torn write); a
     /// packed object exists when a pack file listing it is present.
     pub fn has_object(&self, id: &ObjectId) -> bool {
-        if self.loose_is_complete(id) {
-            return true;
-        }
+        // Packs first: their lookup is in memory, where a loose object
+        // costs a request on object storage.
         self.packed
             .as_ref()
             .is_some_and(|p| p.contains(id, true).unwrap_or(false))
+            || self.loose_is_complete(id)
     }
 
     /// One cheap presence test (a `stat`, no open) of `id`: a loose file
@@ -578,7 +656,7 @@ impl Repo {
             reason,
         })?;
         // A renamed history's snapshots carry its new name (format.md §13).
-        crate::rename::apply(self.root(), id, &mut snap);
+        crate::rename::apply(self.storage.as_ref(), id, &mut snap);
         Ok(snap)
     }
 
@@ -599,28 +677,38 @@ impl Repo {
         Ok((id, out))
     }
 
-    fn marker_path(&self, id: &ObjectId) -> PathBuf {
-        self.root.join("snapshots").join(id.to_hex())
+    pub(crate) fn marker_key(id: &ObjectId) -> String {
+        format!("snapshots/{}", id.to_hex())
     }
 
     /// Is `id` a live snapshot (it has a marker)? A forgotten snapshot's
     /// object may exist until gc deletes it, but it has no marker.
     pub fn is_live(&self, id: &ObjectId) -> bool {
-        self.marker_path(id).exists()
+        self.exists(&Repo::marker_key(id))
     }
 
     pub fn add_marker(&self, id: &ObjectId) -> Result<()> {
-        let path = self.marker_path(id);
-        atomic::publish_new(&path, b"", true).at(&path)?;
-        atomic::fsync_dir(path.parent().unwrap()).at(&path)
+        let key = Repo::marker_key(id);
+        let at = || self.storage.locate(&key);
+        self.storage.put_new(&key, b"", true).at(at())?;
+        self.storage.sync_entry(&key).at(at())
+    }
+
+    /// Withdraw a marker (a commit that turned out unsafe).
+    pub(crate) fn remove_marker(&self, id: &ObjectId) -> Result<()> {
+        let key = Repo::marker_key(id);
+        let at = || self.storage.locate(&key);
+        self.storage.delete(&key).at(at())?;
+        self.storage.sync_entry(&key).at(at())
     }
 
     /// Ids of every live snapshot (the gc roots), sorted. Names that are not
     /// ids (temp files, stray files) are ignored.
     pub fn list_snapshots(&self) -> Result<Vec<ObjectId>> {
-        let mut out: Vec<ObjectId> = dir_entries(&self.root.join("snapshots"))?
+        let mut out: Vec<ObjectId> = self
+            .list_dir("snapshots")?
             .iter()
-            .filter_map(|(name, _)| ObjectId::from_hex(name))
+            .filter_map(|name| ObjectId::from_hex(name))
             .collect();
         out.sort();
         Ok(out)
@@ -628,14 +716,15 @@ impl Repo {
 
     // ---- refs ----------------------------------------------------------
 
-    fn ref_path(&self, kind: RefKind, name: &str) -> PathBuf {
-        self.root.join(kind.dir()).join(name)
+    pub(crate) fn ref_key(kind: RefKind, name: &str) -> String {
+        format!("{}/{name}", kind.dir())
     }
 
     pub fn read_ref(&self, kind: RefKind, name: &str) -> Result<Option<ObjectId>> {
         validate_ref_name(name)?;
-        let path = self.ref_path(kind, name);
-        match read_small_text(&path) {
+        let key = Repo::ref_key(kind, name);
+        let path = self.storage.locate(&key);
+        match self.read_small_text(&key) {
             Ok(text) => parse_ref(&text).map(Some).ok_or_else(|| Error::BadRef {
                 path,
                 reason: "does not hold a 64-digit snapshot id".into(),
@@ -647,22 +736,22 @@ impl Repo {
 
     pub fn write_ref(&self, kind: RefKind, name: &str, id: &ObjectId) -> Result<()> {
         validate_ref_name(name)?;
-        let path = self.ref_path(kind, name);
-        atomic::publish_replace(&path, format!("{id}\n").as_bytes()).at(&path)
+        let key = Repo::ref_key(kind, name);
+        self.storage
+            .put_replace(&key, format!("{id}\n").as_bytes())
+            .at(self.storage.locate(&key))
     }
 
     /// Remove a ref; returns whether it existed.
     pub fn delete_ref(&self, kind: RefKind, name: &str) -> Result<bool> {
         validate_ref_name(name)?;
-        let path = self.ref_path(kind, name);
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(path, e)),
+        let key = Repo::ref_key(kind, name);
+        let path = self.storage.locate(&key);
+        let existed = self.storage.delete(&key).at(&path)?;
+        if existed {
+            self.storage.sync_entry(&key).at(&path)?;
         }
+        Ok(existed)
     }
 
     /// Every readable ref of a kind, by name; each one that cannot be read
@@ -675,7 +764,7 @@ impl Repo {
         bad: &mut dyn FnMut(String),
     ) -> Result<BTreeMap<String, ObjectId>> {
         let mut out = BTreeMap::new();
-        for (name, _) in dir_entries(&self.root.join(kind.dir()))? {
+        for name in self.list_dir(kind.dir())? {
             if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() {
                 continue;
             }
@@ -694,9 +783,9 @@ impl Repo {
     /// an error naming it.
     pub fn list_refs(&self, kind: RefKind) -> Result<BTreeMap<String, ObjectId>> {
         let mut out = BTreeMap::new();
-        for (name, path) in dir_entries(&self.root.join(kind.dir()))? {
+        for name in self.list_dir(kind.dir())? {
             // Not a ref (format.md §1): ignored, like a directory in refs/.
-            if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() || path.is_dir() {
+            if name.starts_with(TEMP_PREFIX) || validate_ref_name(&name).is_err() {
                 continue;
             }
             if let Some(id) = self.read_ref(kind, &name)? {
@@ -781,26 +870,6 @@ pub const MAX_SMALL_FILE: u64 = 64 << 10;
 pub fn read_small_text(path: &Path) -> io::Result<String> {
     String::from_utf8(read_regular(path, MAX_SMALL_FILE)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
-}
-
-/// The entries of a repository directory as (name, path), sorted by name.
-/// A missing directory is empty: copies made by tools that drop empty
-/// directories (git, some sync tools) are still valid repositories.
-/// Temporary files (`.tmp-…`) are included; callers skip them.
-pub fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    match fs::read_dir(dir) {
-        Ok(it) => {
-            for e in it {
-                let e = e.at(dir)?;
-                out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(dir, e)),
-    }
-    out.sort();
-    Ok(out)
 }
 
 fn parse_ref(text: &str) -> Option<ObjectId> {

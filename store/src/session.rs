@@ -18,17 +18,18 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{self, TEMP_PREFIX};
+use crate::atomic::TEMP_PREFIX;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::repo::Repo;
+use crate::storage::Storage;
 use crate::tree::Node;
 
 /// A session or lock from another host whose heartbeat is older than this
@@ -102,7 +103,8 @@ fn pid_alive(pid: u32) -> bool {
 
 /// Session and lock files this process holds, so that a signal can remove
 /// them before the process ends (see [`remove_own_files`]).
-static OWN_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+type OwnFile = (Arc<dyn Storage>, String);
+static OWN_FILES: std::sync::Mutex<Vec<OwnFile>> = std::sync::Mutex::new(Vec::new());
 
 /// Remove every session and lock file this process holds: for a process
 /// ending on a signal (Ctrl-C, SIGTERM, SIGHUP), which runs no destructor.
@@ -110,37 +112,29 @@ static OWN_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::ne
 /// minus the stale files.
 pub fn remove_own_files() {
     let files = std::mem::take(&mut *OWN_FILES.lock().unwrap_or_else(|e| e.into_inner()));
-    for f in files {
-        let _ = fs::remove_file(&f);
+    for (storage, key) in files {
+        let _ = storage.delete(&key);
     }
 }
 
-/// The share's clock: the mtime of a file written now in `dir`.
-pub fn share_now(dir: &Path) -> Result<SystemTime> {
-    fs::create_dir_all(dir).at(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("{TEMP_PREFIX}clock-"))
-        .tempfile_in(dir)
-        .at(dir)?;
-    let t = tmp
-        .as_file()
-        .metadata()
-        .and_then(|m| m.modified())
-        .at(tmp.path())?;
-    Ok(t)
+/// The share's clock: the mtime of a file written now under `dir` (a key).
+pub fn share_now(repo: &Repo, dir: &str) -> Result<SystemTime> {
+    repo.storage()
+        .now(dir)
+        .map_err(|e| Error::io(repo.storage().locate(dir), e))
 }
 
-/// How long ago (by the share's clock `now`) `path` was last modified.
-pub fn age(path: &Path, now: SystemTime) -> Option<Duration> {
-    let m = fs::metadata(path).ok()?.modified().ok()?;
+/// How long ago (by the share's clock `now`) `key` was last modified.
+pub fn age(repo: &Repo, key: &str, now: SystemTime) -> Option<Duration> {
+    let m = repo.storage().stat(key).ok()??.mtime?;
     Some(now.duration_since(m).unwrap_or(Duration::ZERO))
 }
 
-/// Is the owner of `path` (a session or lock file) gone?
-pub fn is_stale(path: &Path, owner: Option<&Owner>, now: SystemTime) -> bool {
+/// Is the owner of `key` (a session or lock file) gone?
+pub fn is_stale(repo: &Repo, key: &str, owner: Option<&Owner>, now: SystemTime) -> bool {
     match owner {
         Some(o) if o.host == hostname() || o.host == sanitize(&hostname()) => !pid_alive(o.pid),
-        _ => age(path, now).is_some_and(|a| a > STALE_AFTER),
+        _ => age(repo, key, now).is_some_and(|a| a > STALE_AFTER),
     }
 }
 
@@ -161,13 +155,16 @@ fn owner_from_name(name: &str) -> Option<Owner> {
     })
 }
 
-fn read_owner(path: &Path) -> Option<Owner> {
-    serde_json::from_slice(&crate::repo::read_regular(path, crate::repo::MAX_SMALL_FILE).ok()?).ok()
+fn read_owner(repo: &Repo, key: &str) -> Option<Owner> {
+    serde_json::from_slice(&repo.storage().read(key, crate::repo::MAX_SMALL_FILE).ok()?).ok()
 }
 
 /// A session or lock file in the repository.
 #[derive(Clone, Debug)]
 pub struct Active {
+    /// Its key (`sessions/…`, `locks/gc.json`).
+    pub key: String,
+    /// Where it is, for messages.
     pub path: PathBuf,
     pub owner: Option<Owner>,
     pub stale: bool,
@@ -176,26 +173,33 @@ pub struct Active {
 /// Every session file, each with whether it is stale.
 pub fn list_sessions(repo: &Repo, now: SystemTime) -> Result<Vec<Active>> {
     let mut out = Vec::new();
-    for (name, path) in crate::repo::dir_entries(&repo.root().join("sessions"))? {
+    for name in repo.list_dir("sessions")? {
         if name.starts_with(TEMP_PREFIX) || !name.ends_with(".json") {
             continue;
         }
-        let owner = read_owner(&path).or_else(|| owner_from_name(&name));
+        let key = format!("sessions/{name}");
+        let owner = read_owner(repo, &key).or_else(|| owner_from_name(&name));
         // A file that vanished meanwhile (its backup finished) is skipped.
-        if !path.exists() {
+        if !repo.exists(&key) {
             continue;
         }
-        let stale = is_stale(&path, owner.as_ref(), now);
-        out.push(Active { path, owner, stale });
+        let stale = is_stale(repo, &key, owner.as_ref(), now);
+        let path = repo.storage().locate(&key);
+        out.push(Active {
+            key,
+            path,
+            owner,
+            stale,
+        });
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
 
 /// The gc generation (`gc/generation`); 0 when the file is missing.
 pub fn generation(repo: &Repo) -> Result<u64> {
-    let path = repo.root().join("gc").join("generation");
-    match crate::repo::read_small_text(&path) {
+    let path = repo.storage().locate(GENERATION);
+    match repo.read_small_text(GENERATION) {
         Ok(t) => t.trim().parse().map_err(|_| Error::BadRef {
             path,
             reason: "gc generation is not a number".into(),
@@ -208,19 +212,26 @@ pub fn generation(repo: &Repo) -> Result<u64> {
 /// Write the gc generation. On a full disk (gc must run exactly then) an
 /// existing file is overwritten in place, which needs no new block.
 pub(crate) fn write_generation(repo: &Repo, generation: u64, on_full: &dyn Fn()) -> Result<()> {
-    let path = repo.root().join("gc").join("generation");
+    let storage = repo.storage();
+    let path = storage.locate(GENERATION);
     let text = format!("{generation}\n");
-    let first = atomic::publish_replace(&path, text.as_bytes());
+    let first = storage.put_replace(GENERATION, text.as_bytes());
     let result = match first {
         Err(e) if e.kind() == io::ErrorKind::StorageFull => {
             // Free the blocks of our own lock files, then try again.
             on_full();
-            atomic::publish_replace(&path, text.as_bytes())
+            storage.put_replace(GENERATION, text.as_bytes())
         }
         r => r,
     };
     match result {
-        Err(e) if e.kind() == io::ErrorKind::StorageFull && path.exists() => {
+        // Only a local filesystem fills up; overwriting in place needs no
+        // new block.
+        Err(e)
+            if e.kind() == io::ErrorKind::StorageFull
+                && storage.local_root().is_some()
+                && path.exists() =>
+        {
             use std::io::Write;
             let mut f = File::options().write(true).open(&path).at(&path)?;
             f.write_all(text.as_bytes()).at(&path)?;
@@ -238,31 +249,15 @@ pub(crate) fn write_generation(repo: &Repo, generation: u64, on_full: &dyn Fn())
     }
 }
 
-pub(crate) fn deleting_path(repo: &Repo) -> PathBuf {
-    repo.root().join("gc").join("deleting")
-}
-
-/// Set `path`'s times to "now" as the file system sees it (`UTIME_NOW`:
-/// an NFS server uses its own clock), not to this host's clock, which may
-/// be wrong: staleness is judged by the share's clock.
-fn touch(path: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(f) = File::options().write(true).open(path) {
-        let now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_NOW,
-        };
-        let times = [now, now];
-        // SAFETY: the descriptor is open for the call; `times` is two valid
-        // timespecs.
-        unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) };
-    }
-}
+const GENERATION: &str = "gc/generation";
+pub(crate) const DELETING: &str = "gc/deleting";
+const GC_LOCK: &str = "locks/gc.json";
 
 /// A file that exists while its owner runs, refreshed by a heartbeat
 /// thread, removed on drop.
 struct Heartbeat {
-    path: PathBuf,
+    storage: Arc<dyn Storage>,
+    key: String,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -273,7 +268,11 @@ impl Heartbeat {
     /// so a backup still starts on a full disk; a lock falls back to empty
     /// there too (gc must run exactly then), and readers judge an empty lock
     /// by its heartbeat alone.
-    fn create(path: PathBuf, owner: Option<&Owner>) -> Result<std::result::Result<Heartbeat, ()>> {
+    fn create(
+        repo: &Repo,
+        key: String,
+        owner: Option<&Owner>,
+    ) -> Result<std::result::Result<Heartbeat, ()>> {
         let text = match owner {
             Some(o) => {
                 let mut t = serde_json::to_vec_pretty(o).expect("owner serializes");
@@ -282,33 +281,33 @@ impl Heartbeat {
             }
             None => Vec::new(),
         };
-        if let Some(d) = path.parent() {
-            fs::create_dir_all(d).at(d)?;
-        }
-        let published = match atomic::publish_new(&path, &text, true) {
+        let storage = repo.storage().clone();
+        let path = storage.locate(&key);
+        let published = match storage.put_new(&key, &text, true) {
             Err(e) if e.kind() == io::ErrorKind::StorageFull && !text.is_empty() => {
-                atomic::publish_new(&path, b"", true)
+                storage.put_new(&key, b"", true)
             }
             r => r,
         };
         match published.at(&path)? {
-            atomic::Published::Created => {}
-            atomic::Published::AlreadyExisted => return Ok(Err(())),
+            crate::atomic::Published::Created => {}
+            crate::atomic::Published::AlreadyExisted => return Ok(Err(())),
         }
-        atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
+        storage.sync_entry(&key).at(&path)?;
         OWN_FILES
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(path.clone());
+            .push((storage.clone(), key.clone()));
         let (tx, rx) = mpsc::channel::<()>();
-        let p = path.clone();
+        let (s, k) = (storage.clone(), key.clone());
         let thread = thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HEARTBEAT) {
-                touch(&p);
+                let _ = s.touch(&k);
             }
         });
         Ok(Ok(Heartbeat {
-            path,
+            storage,
+            key,
             stop: Some(tx),
             thread: Some(thread),
         }))
@@ -319,7 +318,9 @@ impl Heartbeat {
     /// Empty the file, freeing its data block (on a full disk, for gc's
     /// own bookkeeping).
     fn shed(&self) {
-        if let Ok(f) = File::options().write(true).open(&self.path) {
+        if let Some(root) = self.storage.local_root()
+            && let Ok(f) = File::options().write(true).open(root.join(&self.key))
+        {
             let _ = f.set_len(0);
         }
     }
@@ -334,10 +335,9 @@ impl Drop for Heartbeat {
         OWN_FILES
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|p| p != &self.path);
-        let _ = fs::remove_file(&self.path);
-        if let Some(d) = self.path.parent() {
-            let _ = atomic::fsync_dir(d);
+            .retain(|(_, k)| k != &self.key);
+        if self.storage.delete(&self.key).is_ok() {
+            let _ = self.storage.sync_entry(&self.key);
         }
     }
 }
@@ -356,7 +356,6 @@ impl Session {
     /// or checks whether any object exists.
     pub fn begin(repo: &Repo, source: &str) -> Result<Session> {
         let owner = Owner::new("backup", source);
-        let dir = repo.root().join("sessions");
         let file = loop {
             let mut r = [0u8; 6];
             fill_random(&mut r);
@@ -366,13 +365,13 @@ impl Session {
                 owner.pid,
                 hex::encode(r)
             );
-            if let Ok(h) = Heartbeat::create(dir.join(name), None)? {
+            if let Ok(h) = Heartbeat::create(repo, format!("sessions/{name}"), None)? {
                 break h;
             }
         };
         // Read after the session is visible (the order gc relies on).
         let generation = generation(repo)?;
-        let deleting_at_start = deleting_path(repo).exists();
+        let deleting_at_start = repo.exists(DELETING);
         Ok(Session {
             _file: file,
             generation,
@@ -430,9 +429,7 @@ impl Session {
         }
         let missing = missing_objects(repo, root)?;
         if let Some(first) = missing.first() {
-            let marker = repo.root().join("snapshots").join(snapshot.to_hex());
-            fs::remove_file(&marker).at(&marker)?;
-            atomic::fsync_dir(marker.parent().unwrap()).at(&marker)?;
+            repo.remove_marker(snapshot)?;
             return Err(Error::Unsafe(format!(
                 "a gc that ran while this backup committed removed {} object(s) it reuses (e.g. {}); the snapshot was withdrawn: run the backup again",
                 missing.len(),
@@ -445,6 +442,10 @@ impl Session {
 
 /// Objects below `root` (itself included) that do not exist.
 fn missing_objects(repo: &Repo, root: &ObjectId) -> Result<Vec<ObjectId>> {
+    // Packs seen before the gc ran may be gone now.
+    if let Some(p) = repo.packed() {
+        p.forget_presence();
+    }
     let mut missing = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![*root];
@@ -476,19 +477,18 @@ fn missing_objects(repo: &Repo, root: &ObjectId) -> Result<Vec<ObjectId>> {
 /// Wait while a gc is deleting objects (`gc/deleting` exists and its owner
 /// is alive). Returns whether it waited.
 fn wait_while_deleting(repo: &Repo) -> Result<bool> {
-    let path = deleting_path(repo);
     let mut waited = false;
     let mut polls = 0u32;
     loop {
-        if !path.exists() {
+        if !repo.exists(DELETING) {
             return Ok(waited);
         }
         // Whether its gc died: checked at once, then every 2 s (reading the
         // share's clock writes a file there).
         if polls.is_multiple_of(40) {
-            let owner = read_owner(&path);
-            let now = share_now(&repo.root().join("gc"))?;
-            if is_stale(&path, owner.as_ref(), now) {
+            let owner = read_owner(repo, DELETING);
+            let now = share_now(repo, "gc")?;
+            if is_stale(repo, DELETING, owner.as_ref(), now) {
                 return Ok(true);
             }
         }
@@ -506,16 +506,16 @@ pub struct GcLock {
 impl GcLock {
     /// Take the lock; a stale one (its gc died) is taken over.
     pub fn acquire(repo: &Repo) -> Result<GcLock> {
-        let path = repo.root().join("locks").join("gc.json");
+        let path = repo.storage().locate(GC_LOCK);
         let owner = Owner::new("gc", "");
         for _ in 0..3 {
-            if let Ok(h) = Heartbeat::create(path.clone(), Some(&owner))? {
+            if let Ok(h) = Heartbeat::create(repo, GC_LOCK.into(), Some(&owner))? {
                 return Ok(GcLock { file: h });
             }
-            let other = read_owner(&path);
-            let now = share_now(&repo.root().join("locks"))?;
-            if is_stale(&path, other.as_ref(), now) {
-                let _ = fs::remove_file(&path);
+            let other = read_owner(repo, GC_LOCK);
+            let now = share_now(repo, "locks")?;
+            if is_stale(repo, GC_LOCK, other.as_ref(), now) {
+                let _ = repo.storage().delete(GC_LOCK);
                 continue;
             }
             let who = other
@@ -553,33 +553,33 @@ pub struct Unlocked {
 /// a lock from a machine that was switched off, an unsynchronised clock).
 pub fn unlock(repo: &Repo, remove_all: bool) -> Result<Unlocked> {
     let mut found = Vec::new();
-    for path in [
-        repo.root().join("locks").join("gc.json"),
-        deleting_path(repo),
-    ] {
-        if path.exists() {
-            let dir = path.parent().expect("lock has a parent");
-            let now = share_now(dir)?;
-            let owner = read_owner(&path);
-            let stale = is_stale(&path, owner.as_ref(), now);
-            found.push(Active { path, owner, stale });
+    for key in [GC_LOCK, DELETING] {
+        if repo.exists(key) {
+            let dir = key.rsplit_once('/').expect("lock has a directory").0;
+            let now = share_now(repo, dir)?;
+            let owner = read_owner(repo, key);
+            let stale = is_stale(repo, key, owner.as_ref(), now);
+            found.push(Active {
+                key: key.into(),
+                path: repo.storage().locate(key),
+                owner,
+                stale,
+            });
         }
     }
-    let sessions = repo.root().join("sessions");
-    if sessions.exists() {
-        found.extend(list_sessions(repo, share_now(&sessions)?)?);
+    let sessions = repo.list_dir("sessions")?;
+    if !sessions.is_empty() {
+        found.extend(list_sessions(repo, share_now(repo, "sessions")?)?);
     }
     let mut out = Unlocked::default();
     for a in found {
         if a.stale || remove_all {
-            match fs::remove_file(&a.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            match repo.storage().delete(&a.key) {
+                Ok(true) => {}
+                Ok(false) => continue,
                 Err(e) => return Err(Error::io(&a.path, e)),
             }
-            if let Some(d) = a.path.parent() {
-                atomic::fsync_dir(d).at(d)?;
-            }
+            repo.storage().sync_entry(&a.key).at(&a.path)?;
             out.removed.push(a);
         } else {
             out.kept.push(a);
@@ -595,14 +595,13 @@ pub(crate) struct DeletingMark {
 
 impl DeletingMark {
     pub(crate) fn create(repo: &Repo) -> Result<DeletingMark> {
-        let path = deleting_path(repo);
         // We hold the gc lock, so an existing file is a dead gc's.
-        let _ = fs::remove_file(&path);
-        match Heartbeat::create(path.clone(), Some(&Owner::new("gc", "")))? {
+        let _ = repo.storage().delete(DELETING);
+        match Heartbeat::create(repo, DELETING.into(), Some(&Owner::new("gc", "")))? {
             Ok(h) => Ok(DeletingMark { file: h }),
             Err(()) => Err(Error::Unsafe(format!(
                 "{} appeared while holding the gc lock",
-                path.display()
+                repo.storage().locate(DELETING).display()
             ))),
         }
     }
@@ -666,19 +665,15 @@ mod tests {
     #[test]
     fn touch_moves_mtime_to_now() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("s.json");
-        fs::write(&p, b"").unwrap();
+        let repo = Repo::init(&dir.path().join("r")).unwrap();
+        let (storage, key) = (repo.storage(), "sessions/s.json");
+        storage.put_new(key, b"", true).unwrap();
         let old = SystemTime::now() - Duration::from_secs(7200);
-        File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        let now = share_now(dir.path()).unwrap();
-        assert!(age(&p, now).unwrap() > Duration::from_secs(7000));
-        touch(&p);
-        assert!(age(&p, now).unwrap() < Duration::from_secs(60));
+        assert!(storage.set_mtime(key, old).unwrap());
+        let now = share_now(&repo, "sessions").unwrap();
+        assert!(age(&repo, key, now).unwrap() > Duration::from_secs(7000));
+        storage.touch(key).unwrap();
+        assert!(age(&repo, key, now).unwrap() < Duration::from_secs(60));
     }
 
     #[test]
@@ -690,22 +685,23 @@ mod tests {
         assert!(owner_from_name("a-b-c").is_none());
         // This host, a pid that does not run: stale; our own pid: live.
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.json");
-        fs::write(&p, b"").unwrap();
+        let repo = Repo::init(&dir.path().join("r")).unwrap();
+        let p = "sessions/x.json";
+        repo.storage().put_new(p, b"", true).unwrap();
         let now = SystemTime::now();
         let me = Owner::new("backup", "");
-        assert!(!is_stale(&p, Some(&me), now));
+        assert!(!is_stale(&repo, p, Some(&me), now));
         let dead = Owner {
             pid: i32::MAX as u32 - 1,
             ..me.clone()
         };
-        assert!(is_stale(&p, Some(&dead), now));
+        assert!(is_stale(&repo, p, Some(&dead), now));
         // Another host: judged by the age of the heartbeat.
         let other = Owner {
             host: "elsewhere".into(),
             ..me
         };
-        assert!(!is_stale(&p, Some(&other), now));
-        assert!(is_stale(&p, Some(&other), now + STALE_AFTER * 2));
+        assert!(!is_stale(&repo, p, Some(&other), now));
+        assert!(is_stale(&repo, p, Some(&other), now + STALE_AFTER * 2));
     }
 }

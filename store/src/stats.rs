@@ -11,7 +11,6 @@
 //!   that no earlier live snapshot reaches.
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs;
 
 use crate::error::Result;
 use crate::gc::{self, Progress};
@@ -235,6 +234,5 @@ pub fn stats(repo: &Repo, only: Option<ObjectId>, progress: &dyn Progress) -> Re
         },
         &mut |_, _| Ok(()),
     )?;
-    let _ = fs::metadata(repo.root());
     Ok(st)
 }

@@ -8,9 +8,17 @@
 //! is measured by, docs/format.md §10.3).
 //!
 //! Keys are `/`-separated paths relative to the repository root, e.g.
-//! `objects/ab/cd/<64 hex>` or `index/<64 hex>`. The small metadata files
-//! (config, refs, markers, sessions, locks, gc lists, journal) are still
-//! read and written through the filesystem by their own modules.
+//! `objects/ab/cd/<64 hex>`, `index/<64 hex>`, `refs/heads/<name>`,
+//! `sessions/<name>.json`. Every file of a repository — objects and the
+//! small metadata files (config, refs, markers, sessions, locks, gc lists,
+//! journal, renames) — is read and written through this trait, so a
+//! repository works the same on a folder and on object storage.
+//!
+//! What object storage lacks, and how callers cope (docs/format.md §15):
+//! no rename (a copy then a delete: a crash between leaves both keys,
+//! which every caller reads as "the move did not happen"), no directory
+//! fsync (a successful PUT is durable), no settable mtime (heartbeats
+//! re-PUT the file; a filtered gc list keeps its old bytes instead).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -62,6 +70,46 @@ pub trait Storage: Send + Sync {
     fn sync(&self, keys: &[String]) -> io::Result<()>;
     /// Where `key` is, for messages (a path, or a URL).
     fn locate(&self, key: &str) -> PathBuf;
+
+    /// Names of the files directly in `dir` (no `/` in them), sorted;
+    /// temporary files included. A missing directory is empty.
+    fn list_dir(&self, dir: &str) -> io::Result<Vec<String>> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let mut out = Vec::new();
+        self.list(dir, &mut |key, _| {
+            if let Some(name) = key.strip_prefix(&prefix)
+                && !name.contains('/')
+            {
+                out.push(name.to_string());
+            }
+            Ok(())
+        })?;
+        out.sort();
+        Ok(out)
+    }
+    /// Move `from` to `to`, replacing `to`, durably; false when `from` is
+    /// absent. Atomic on a filesystem; on object storage a copy then a
+    /// delete, so a crash between leaves both.
+    fn rename(&self, from: &str, to: &str) -> io::Result<bool>;
+    /// Make the creation or removal of `key` durable (its directory entry:
+    /// `put_new` and `delete` leave that to this call).
+    fn sync_entry(&self, key: &str) -> io::Result<()>;
+    /// Move `key`'s mtime to the storage's "now" (a heartbeat).
+    fn touch(&self, key: &str) -> io::Result<()>;
+    /// The storage's clock: the mtime of a file written now under `dir`.
+    fn now(&self, dir: &str) -> io::Result<SystemTime>;
+    /// Set `key`'s mtime; false where the storage cannot.
+    fn set_mtime(&self, key: &str, mtime: SystemTime) -> io::Result<bool>;
+    /// Create the directories of a new repository (a filesystem keeps
+    /// them so that gc runs on a full disk; object storage has none).
+    fn create_dirs(&self, dirs: &[&str]) -> io::Result<()>;
+    /// Make every write and delete so far durable (after gc's deletions).
+    fn sync_all(&self) -> io::Result<()>;
+    /// The folder, when the repository is one on this machine's
+    /// filesystem (full-disk fallbacks, the cache beside it).
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// A repository in a local or mounted folder.
@@ -219,6 +267,96 @@ impl Storage for LocalFs {
 
     fn locate(&self, key: &str) -> PathBuf {
         self.path(key)
+    }
+
+    fn list_dir(&self, dir: &str) -> io::Result<Vec<String>> {
+        // One readdir, no stat per entry.
+        let mut out = Vec::new();
+        match fs::read_dir(self.path(dir)) {
+            Ok(rd) => {
+                for e in rd {
+                    let e = e?;
+                    if e.file_type().is_ok_and(|t| !t.is_dir()) {
+                        out.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<bool> {
+        let (f, t) = (self.path(from), self.path(to));
+        if let Some(d) = t.parent() {
+            fs::create_dir_all(d)?;
+        }
+        match fs::rename(&f, &t) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.forget_open(from);
+        self.forget_open(to);
+        atomic::fsync_dir(t.parent().expect("key has a parent"))?;
+        atomic::fsync_dir(f.parent().expect("key has a parent"))?;
+        Ok(true)
+    }
+
+    fn sync_entry(&self, key: &str) -> io::Result<()> {
+        atomic::fsync_dir(self.path(key).parent().expect("key has a parent"))
+    }
+
+    fn touch(&self, key: &str) -> io::Result<()> {
+        // `UTIME_NOW`: an NFS server sets its own clock, not this host's
+        // (which may be wrong): staleness is judged by the share's clock.
+        use std::os::fd::AsRawFd;
+        let f = File::options().write(true).open(self.path(key))?;
+        let now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        };
+        let times = [now, now];
+        // SAFETY: the descriptor is open for the call; `times` is two valid
+        // timespecs.
+        if unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn now(&self, dir: &str) -> io::Result<SystemTime> {
+        let d = self.path(dir);
+        fs::create_dir_all(&d)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{TEMP_PREFIX}clock-"))
+            .tempfile_in(&d)?;
+        tmp.as_file().metadata()?.modified()
+    }
+
+    fn set_mtime(&self, key: &str, mtime: SystemTime) -> io::Result<bool> {
+        File::options()
+            .write(true)
+            .open(self.path(key))?
+            .set_modified(mtime)?;
+        Ok(true)
+    }
+
+    fn create_dirs(&self, dirs: &[&str]) -> io::Result<()> {
+        for d in dirs {
+            fs::create_dir_all(self.path(d))?;
+        }
+        Ok(())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        atomic::sync_filesystem(&self.root).map(|_| ())
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 }
 

@@ -14,9 +14,8 @@
 //! everything after the first blank line is the message.
 
 use std::io;
-use std::path::PathBuf;
 
-use crate::atomic::{self, Published};
+use crate::atomic::Published;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::repo::{RefKind, Repo, validate_ref_name};
@@ -28,10 +27,6 @@ pub struct Tag {
     pub snapshot: ObjectId,
     /// Empty when the tag has none.
     pub message: String,
-}
-
-fn tag_path(repo: &Repo, name: &str) -> PathBuf {
-    repo.root().join("refs").join("tags").join(name)
 }
 
 /// The bytes of a tag file.
@@ -62,8 +57,9 @@ pub fn decode(text: &str) -> Option<(ObjectId, String)> {
 /// A tag's snapshot and message, if the tag exists.
 pub fn read(repo: &Repo, name: &str) -> Result<Option<Tag>> {
     validate_ref_name(name)?;
-    let path = tag_path(repo, name);
-    match crate::repo::read_small_text(&path) {
+    let key = Repo::ref_key(RefKind::Tag, name);
+    let path = repo.storage().locate(&key);
+    match repo.read_small_text(&key) {
         Ok(text) => {
             let (snapshot, message) = decode(&text).ok_or_else(|| Error::BadRef {
                 path: path.clone(),
@@ -109,12 +105,13 @@ pub fn write(
             reason: "a tag cannot look like a snapshot id".into(),
         });
     }
-    let path = tag_path(repo, name);
+    let key = Repo::ref_key(RefKind::Tag, name);
+    let storage = repo.storage();
+    let path = storage.locate(&key);
     let bytes = encode(id, message);
     let previous = read(repo, name)?;
     if force {
-        atomic::publish_replace(&path, bytes.as_bytes()).at(&path)?;
-        atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
+        storage.put_replace(&key, bytes.as_bytes()).at(&path)?;
         return Ok(previous.map(|t| t.snapshot));
     }
     if let Some(t) = previous {
@@ -123,9 +120,9 @@ pub fn write(
             t.snapshot.short()
         )));
     }
-    match atomic::publish_new(&path, bytes.as_bytes(), true).at(&path)? {
+    match storage.put_new(&key, bytes.as_bytes(), true).at(&path)? {
         Published::Created => {
-            atomic::fsync_dir(path.parent().unwrap()).at(&path)?;
+            storage.sync_entry(&key).at(&path)?;
             Ok(None)
         }
         Published::AlreadyExisted => Err(Error::Rev(format!(

@@ -59,7 +59,13 @@ impl TestRepo {
     /// `belay -r REPO ARGS` with the private cache and config and the
     /// environment.
     pub fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut c = belay(&self.repo);
+        self.cmd_at(self.repo.as_os_str(), args)
+    }
+
+    /// As [`TestRepo::cmd`] on another repository (`-r repo`: a folder or
+    /// a location such as `s3:…`).
+    pub fn cmd_at(&self, repo: &std::ffi::OsStr, args: &[&str]) -> assert_cmd::Command {
+        let mut c = belay(std::path::Path::new(repo));
         c.env("BELAY_CACHE_DIR", &self.cache)
             .env("BELAY_CONFIG", self.config());
         for (k, v) in &self.env {

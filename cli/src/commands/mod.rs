@@ -6,6 +6,7 @@ mod archive;
 mod backup;
 mod browse;
 mod check;
+mod copy;
 mod devices;
 mod diff;
 mod find;
@@ -103,6 +104,7 @@ fn dispatch(
         Command::Export(a) => archive::export(ctx, &open(&repo_path()?)?, a),
         Command::Import(a) => archive::import(ctx, &open(&repo_path()?)?, a),
         Command::Journal(a) => journal::journal(ctx, &open(&repo_path()?)?, a),
+        Command::Copy(a) => copy::copy(ctx, &open(&repo_path()?)?, a),
         Command::Completions { shell } => shell::completions(shell),
         Command::Man { dir } => shell::man(ctx, dir.as_deref()),
     }?;
@@ -162,12 +164,24 @@ fn refuse_remote(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Open the repository the user named (`-r`, `--to`): a folder, or a
+/// location on object storage (`s3:…`).
 pub(crate) fn open(path: &Path) -> Result<Repo> {
     Ok(Repo::open(path)?)
 }
 
+/// Create a repository where the user named ([`open`]'s locations).
+pub(crate) fn init_repository(
+    path: &Path,
+    chunker: belay_store::chunker::ChunkerParams,
+    level: i32,
+    format: u64,
+) -> Result<Repo> {
+    Ok(Repo::init_format(path, chunker, level, format)?)
+}
+
 pub(crate) fn init(ctx: &Ctx, path: &Path, format: u64) -> Result<()> {
-    let repo = Repo::init_format(
+    let repo = init_repository(
         path,
         belay_store::chunker::ChunkerParams::default(),
         belay_store::repo::DEFAULT_ZSTD_LEVEL,
