@@ -9,7 +9,7 @@ use std::time::Instant;
 use belay_store::archive::Format;
 use belay_store::archive::export::{self, ExportOptions as StoreExportOptions, Output, Selection};
 use belay_store::archive::import::ArchiveSource;
-use belay_store::backup::{self, BackupOptions as StoreBackupOptions, KnownFiles};
+use belay_store::backup::{self, KnownFiles};
 use belay_store::cache::Cache;
 use belay_store::path as bpath;
 use belay_store::{ObjectId, Repo};
@@ -223,17 +223,8 @@ pub fn import(repo: &Repo, opts: &ImportOptions, p: &dyn Progress) -> Result<Imp
         }
     }
     meta.push(("import.file".into(), file_name.clone()));
-    let who = Who::now(meta);
-    let sopts = StoreBackupOptions {
-        name: name.clone(),
-        message: message.unwrap_or_else(|| format!("imported from {file_name}")),
-        meta: who.meta,
-        host: who.host,
-        user: who.user,
-        time_ns: who.time_ns,
-        skip_unreadable: false,
-        skip_if_unchanged: false,
-    };
+    let message = message.unwrap_or_else(|| format!("imported from {file_name}"));
+    let sopts = Who::now(meta).snapshot(&name, message, Vec::new());
     let bar = p.bar("import", false);
     let cache = Cache::open_default(repo);
     let known = cache.as_ref().map(|c| c as &dyn KnownFiles);

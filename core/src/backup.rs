@@ -241,16 +241,10 @@ pub fn backup_folder(
         Some(n) => n.clone(),
         None => folder_name(repo, cache.as_ref(), &source)?,
     };
-    let who = Who::now(backup_meta(opts)?);
     let sopts = StoreBackupOptions {
-        name: name.clone(),
-        message: opts.message.clone(),
-        meta: who.meta,
-        host: who.host,
-        user: who.user,
-        time_ns: who.time_ns,
         skip_unreadable: opts.skip_unreadable,
         skip_if_unchanged: !opts.allow_empty,
+        ..Who::now(backup_meta(opts)?).snapshot(&name, opts.message.clone(), Vec::new())
     };
     let bar = p.bar("backup", false);
     let known = cache.as_ref().map(|c| c as &dyn KnownFiles);

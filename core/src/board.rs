@@ -322,16 +322,9 @@ pub fn backup_board(
     let pull = board.pull(opts.deflate, opts.hash && !knows_nothing);
     let deflate_used = pull.deflate;
     let label = board.label().to_string();
-    let who = &opts.who;
     let sopts = StoreBackupOptions {
-        name: name.clone(),
-        message: opts.message.clone(),
-        meta: who.meta.clone(),
-        host: who.host.clone(),
-        user: who.user.clone(),
-        time_ns: who.time_ns,
-        skip_unreadable: false,
         skip_if_unchanged: !opts.allow_empty,
+        ..opts.who.snapshot(&name, opts.message.clone(), Vec::new())
     };
     p.note(&format!(
         "{label}: listing{} its files…",
@@ -501,6 +494,149 @@ fn rebase(planned: Vec<PlannedEntry>, path: &[u8], entry: &TreeEntry) -> Vec<Pla
         out.push(p);
     }
     out
+}
+
+/// A restore to a board past its plan: what the steps around the writing
+/// need.
+struct Restoring<'a> {
+    repo: &'a Repo,
+    board: &'a Board,
+    cache: Option<&'a Cache>,
+    /// The board's source name.
+    name: &'a str,
+    /// The snapshot restored.
+    id: ObjectId,
+    who: &'a Who,
+    pull: PullOptions,
+    p: &'a dyn Progress,
+}
+
+impl Restoring<'_> {
+    /// The safety snapshot: what the board holds now (`backed_up`, what
+    /// its backups hold), before anything changes; or its head, when the
+    /// board holds exactly that. Returns the snapshot and whether it was
+    /// saved now.
+    fn safety_snapshot(
+        &self,
+        backed_up: &[ExistingEntry],
+        board_rules: &IgnoreRules,
+        changes: &restore::Changes,
+    ) -> Result<(ObjectId, bool)> {
+        let (repo, name, id, p) = (self.repo, self.name, self.id, self.p);
+        let label = self.board.label();
+        let port = &self.board.port;
+        if let Some(h) = repo.read_ref(RefKind::Head, name)?
+            && board_holds(repo, &h, backed_up)?
+            && !changes
+                .writes
+                .iter()
+                .any(|w| board_rules.is_ignored(&w.path, false))
+        {
+            p.info(&format!(
+                "{label} holds snapshot {} of {name}: nothing to save first (undo with: belay restore {} --to serial:{port} --delete)",
+                h.short(),
+                h.short()
+            ));
+            return Ok((h, false));
+        }
+        let sopts = self.who.snapshot(
+            name,
+            format!("safety snapshot before restore of {}", id.short()),
+            vec![
+                (META_SAFETY.to_string(), "restore".to_string()),
+                (META_RESTORE_OF.to_string(), id.to_hex()),
+            ],
+        );
+        let bar = p.bar("safety snapshot", false);
+        // Everything the restore overwrites or removes is in it, even
+        // where the board's .belayignore leaves it out of backups.
+        let touched = changes
+            .writes
+            .iter()
+            .map(|w| w.path.clone())
+            .chain(changes.removes.iter().map(|r| r.0.clone()));
+        let source = BoardSource::new(&self.board.session, self.pull.clone()).with_forced(touched);
+        let r = backup::backup_with(
+            repo,
+            &source,
+            &sopts,
+            self.cache.map(|c| c as &dyn KnownFiles),
+            &*bar,
+        );
+        bar.finish();
+        let r = r.with_context(|| {
+            format!("{label}: the safety snapshot failed, so the board was not changed (use --no-safety-snapshot to restore without one)")
+        })?;
+        if let Some(c) = self.cache {
+            let _ = c.index_snapshot(repo, &r.snapshot);
+        }
+        p.info(&format!(
+            "safety snapshot {} of {name} saved (undo with: belay restore {} --to serial:{port} --delete)",
+            r.snapshot.short(),
+            r.snapshot.short()
+        ));
+        Ok((r.snapshot, true))
+    }
+
+    /// Record the board's new state as the head of its history, so `diff
+    /// serial:PORT` compares with what was restored and NAME~1 is the
+    /// state before the restore. One walk; the hashes are the board's own
+    /// from this session (unchanged files, and each written file's
+    /// verification) and the content is the restored snapshot's (`planned`):
+    /// nothing is pulled. A failure is a warning: the restore is done.
+    fn record(&self, planned: &[PlannedEntry]) -> Option<ObjectId> {
+        let (repo, p) = (self.repo, self.p);
+        let restored: HashMap<(Sha256, u64), Vec<ObjectId>> = planned
+            .iter()
+            .filter_map(|e| match &e.entry.node {
+                Node::File {
+                    size,
+                    sha256,
+                    chunks,
+                } => Some(((*sha256, *size), chunks.clone())),
+                _ => None,
+            })
+            .collect();
+        let known = RestoredFiles {
+            files: restored,
+            cache: self.cache,
+        };
+        let who = Who {
+            time_ns: now_ns().max(self.who.time_ns + 1),
+            ..self.who.clone()
+        };
+        let sopts = who.snapshot(
+            self.name,
+            format!("restored {}", self.id.short()),
+            vec![(META_RESTORED_FROM.to_string(), self.id.to_hex())],
+        );
+        let bar = p.bar("recording", false);
+        let after = backup::backup_with(
+            repo,
+            &BoardSource::new(&self.board.session, self.pull.clone()),
+            &sopts,
+            Some(&known),
+            &*bar,
+        );
+        bar.finish();
+        drop(bar);
+        match after {
+            Ok(r) => {
+                if let Some(c) = self.cache {
+                    let _ = c.index_snapshot(repo, &r.snapshot);
+                }
+                Some(r.snapshot)
+            }
+            Err(e) => {
+                p.warn(&format!(
+                    "{}: the restore succeeded but its result could not be recorded ({}); back the board up to record it",
+                    self.board.label(),
+                    crate::error_line(&e)
+                ));
+                None
+            }
+        }
+    }
 }
 
 /// What a restore to a board is asked to do.
@@ -795,13 +931,17 @@ pub fn restore_board(
     port::catch_interrupts();
     let cache = open_cache(repo, p);
     let name = board_name(repo, &board, None, &opts.names, p)?;
-    let port = &opts.port;
-    // The safety snapshot: what the board holds now, before anything
-    // changes; or its head, when the board holds exactly that.
-    let mut safety = None;
-    let mut safety_new = false;
-    let head = repo.read_ref(RefKind::Head, &name)?;
-    if opts.safety_snapshot {
+    let step = Restoring {
+        repo,
+        board: &board,
+        cache: cache.as_ref(),
+        name: &name,
+        id,
+        who,
+        pull,
+        p,
+    };
+    let (safety, safety_new) = if opts.safety_snapshot {
         let backed_up: Vec<ExistingEntry> = existing
             .as_deref()
             .unwrap_or(&[])
@@ -809,67 +949,11 @@ pub fn restore_board(
             .filter(|e| !board_rules.is_ignored(&e.entry.path, e.entry.kind == SourceKind::Dir))
             .cloned()
             .collect();
-        if let Some(h) = head
-            && board_holds(repo, &h, &backed_up)?
-            && !changes
-                .writes
-                .iter()
-                .any(|w| board_rules.is_ignored(&w.path, false))
-        {
-            p.info(&format!(
-                "{label} holds snapshot {} of {name}: nothing to save first (undo with: belay restore {} --to serial:{port} --delete)",
-                h.short(),
-                h.short()
-            ));
-            safety = Some(h);
-        } else {
-            let mut meta = vec![
-                (META_SAFETY.to_string(), "restore".to_string()),
-                (META_RESTORE_OF.to_string(), id.to_hex()),
-            ];
-            meta.extend(who.meta.iter().cloned());
-            let sopts = StoreBackupOptions {
-                name: name.clone(),
-                message: format!("safety snapshot before restore of {}", id.short()),
-                meta,
-                host: who.host.clone(),
-                user: who.user.clone(),
-                time_ns: who.time_ns,
-                skip_unreadable: false,
-                skip_if_unchanged: false,
-            };
-            let bar = p.bar("safety snapshot", false);
-            // Everything the restore overwrites or removes is in it, even
-            // where the board's .belayignore leaves it out of backups.
-            let touched = changes
-                .writes
-                .iter()
-                .map(|w| w.path.clone())
-                .chain(changes.removes.iter().map(|r| r.0.clone()));
-            let source = BoardSource::new(&board.session, pull.clone()).with_forced(touched);
-            let r = backup::backup_with(
-                repo,
-                &source,
-                &sopts,
-                cache.as_ref().map(|c| c as &dyn KnownFiles),
-                &*bar,
-            );
-            bar.finish();
-            let r = r.with_context(|| {
-                format!("{label}: the safety snapshot failed, so the board was not changed (use --no-safety-snapshot to restore without one)")
-            })?;
-            if let Some(c) = &cache {
-                let _ = c.index_snapshot(repo, &r.snapshot);
-            }
-            p.info(&format!(
-                "safety snapshot {} of {name} saved (undo with: belay restore {} --to serial:{port} --delete)",
-                r.snapshot.short(),
-                r.snapshot.short()
-            ));
-            safety = Some(r.snapshot);
-            safety_new = true;
-        }
-    }
+        let (id, new) = step.safety_snapshot(&backed_up, &board_rules, &changes)?;
+        (Some(id), new)
+    } else {
+        (None, false)
+    };
     let bar = p.bar("restore", true);
     let before = board.payload_bytes();
     let result = restore::apply(repo, &changes, &sink, &*bar);
@@ -882,63 +966,7 @@ pub fn restore_board(
             .unwrap_or_default();
         format!("restore to {label} failed part way{hint}")
     })?;
-    // The board's new state becomes the head of its history, so `diff
-    // serial:PORT` compares with what was restored and NAME~1 is the state
-    // before the restore. One walk; the hashes are the board's own from
-    // this session (unchanged files, and each written file's verification)
-    // and the content is the restored snapshot's: nothing is pulled.
-    let restored: HashMap<(Sha256, u64), Vec<ObjectId>> = planned
-        .iter()
-        .filter_map(|e| match &e.entry.node {
-            Node::File {
-                size,
-                sha256,
-                chunks,
-            } => Some(((*sha256, *size), chunks.clone())),
-            _ => None,
-        })
-        .collect();
-    let known = RestoredFiles {
-        files: restored,
-        cache: cache.as_ref(),
-    };
-    let mut meta = vec![(META_RESTORED_FROM.to_string(), id.to_hex())];
-    meta.extend(who.meta.iter().cloned());
-    let sopts = StoreBackupOptions {
-        name: name.clone(),
-        message: format!("restored {}", id.short()),
-        meta,
-        host: who.host.clone(),
-        user: who.user.clone(),
-        time_ns: now_ns().max(who.time_ns + 1),
-        skip_unreadable: false,
-        skip_if_unchanged: false,
-    };
-    let bar = p.bar("recording", false);
-    let after = backup::backup_with(
-        repo,
-        &BoardSource::new(&board.session, pull),
-        &sopts,
-        Some(&known),
-        &*bar,
-    );
-    bar.finish();
-    drop(bar);
-    let after = match after {
-        Ok(r) => {
-            if let Some(c) = &cache {
-                let _ = c.index_snapshot(repo, &r.snapshot);
-            }
-            Some(r.snapshot)
-        }
-        Err(e) => {
-            p.warn(&format!(
-                "{label}: the restore succeeded but its result could not be recorded ({}); back the board up to record it",
-                crate::error_line(&e)
-            ));
-            None
-        }
-    };
+    let after = step.record(&planned);
     let wire_bytes = board.wire_bytes();
     board.close(p);
     Ok(BoardRestore::Restored(BoardRestored {

@@ -335,15 +335,32 @@ fn latest_of(repo: &Repo, a: &DiffOptions, name: &str) -> Result<ObjectId> {
     }
 }
 
-fn live_report(what: String, d: &LiveDiff) -> LiveReport {
-    LiveReport {
+/// Compare snapshot tree `tree` with `source` as it is now (`what`, in
+/// messages), its lines too where asked.
+fn compare_live(
+    repo: &Repo,
+    a: &DiffOptions,
+    tree: &ObjectId,
+    source: &dyn Source,
+    what: String,
+    filter: &PathFilter,
+    p: &dyn Progress,
+) -> Result<DiffResult> {
+    let spinner = p.spinner(&what);
+    let d = diff::diff_source(repo, tree, source, filter);
+    drop(spinner);
+    let d: LiveDiff = d?;
+    let report = LiveReport {
         what,
         warnings: d.warnings.clone(),
         files_unchanged_by_mtime: d.files_unchanged_by_mtime,
         files_hashed_by_source: d.files_hashed_by_source,
         files_read: d.files_read,
         bytes_read: d.bytes_read,
-    }
+    };
+    let mut r = lines(repo, a, d.changes, NewSide::Live(source))?;
+    r.live = Some(report);
+    Ok(r)
 }
 
 fn live(
@@ -364,14 +381,7 @@ fn live(
                 None => latest_of(repo, a, &belay_store::repo::default_source_name(&source))?,
             };
             let snap = repo.read_snapshot(&from)?;
-            let spinner = p.spinner(&source.location());
-            let d = diff::diff_source(repo, &snap.tree, &source, filter);
-            drop(spinner);
-            let d = d?;
-            let report = live_report(source.location(), &d);
-            let mut r = lines(repo, a, d.changes, NewSide::Live(&source))?;
-            r.live = Some(report);
-            Ok(r)
+            compare_live(repo, a, &snap.tree, &source, source.location(), filter, p)
         }
         Location::Serial { port, baud } => {
             let board = Board::open(&port, baud, p)?;
@@ -396,17 +406,13 @@ fn live(
                     "{label}: the board has no hashlib, so every file of the same size is pulled to compare it"
                 ));
             }
-            let result = (|| -> Result<DiffResult> {
-                let source = board.source(None, true).with_excludes(&a.excludes)?;
-                let spinner = p.spinner(&label);
-                let d = diff::diff_source(repo, &snap.tree, &source, filter);
-                drop(spinner);
-                let d = d?;
-                let report = live_report(label.clone(), &d);
-                let mut r = lines(repo, a, d.changes, NewSide::Live(&source))?;
-                r.live = Some(report);
-                Ok(r)
-            })();
+            let result = board
+                .source(None, true)
+                .with_excludes(&a.excludes)
+                .map_err(Error::from)
+                .and_then(|source| {
+                    compare_live(repo, a, &snap.tree, &source, label.clone(), filter, p)
+                });
             if result.is_ok() {
                 board.drain_warnings(p);
                 board.close(p);

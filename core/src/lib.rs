@@ -15,6 +15,7 @@ pub mod backup;
 pub mod board;
 pub mod diff;
 mod error;
+pub mod find;
 pub mod forget;
 pub mod json;
 pub mod maintenance;

@@ -22,6 +22,32 @@ impl Who {
     }
 }
 
+impl Who {
+    /// The store's options for a snapshot of source `name` made by this
+    /// person at this time: `first` metadata, then theirs. Everything
+    /// else is the store's default (unreadable files fail the backup; an
+    /// unchanged source still gets a snapshot).
+    pub fn snapshot(
+        &self,
+        name: &str,
+        message: String,
+        first: Vec<(String, String)>,
+    ) -> belay_store::backup::BackupOptions {
+        let mut meta = first;
+        meta.extend(self.meta.iter().cloned());
+        belay_store::backup::BackupOptions {
+            name: name.to_string(),
+            message,
+            meta,
+            host: self.host.clone(),
+            user: self.user.clone(),
+            time_ns: self.time_ns,
+            skip_unreadable: false,
+            skip_if_unchanged: false,
+        }
+    }
+}
+
 pub fn now_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
