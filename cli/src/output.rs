@@ -1,11 +1,7 @@
 //! Formatting shared by commands: times, sizes, modes, JSON.
 
-use belay_store::ObjectId;
-use belay_store::snapshot::{META_RESTORED_FROM, Snapshot};
 use belay_store::tree::{Node, TreeEntry};
 use std::io::Write;
-
-use serde_json::{Value, json};
 
 pub fn time_ns(ns: i64) -> String {
     match jiff::Timestamp::from_nanosecond(ns as i128) {
@@ -40,37 +36,6 @@ pub fn mode_string(e: &TreeEntry) -> String {
         s.replace_range(1.., "?????????");
     }
     s
-}
-
-pub fn snapshot_json(id: &ObjectId, s: &Snapshot, tags: &[String]) -> Value {
-    let mut v = json!({
-        "id": id.to_hex(),
-        "parents": s.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
-        "time": rfc3339(s.time_ns),
-        "source": s.source,
-        "message": s.message,
-        "tags": tags,
-    });
-    // Only on snapshots made around a restore (other output stays as it was).
-    let o = v.as_object_mut().expect("an object");
-    if s.is_safety() {
-        o.insert("safety".into(), json!(true));
-    }
-    if let Some(r) = s.meta_value(META_RESTORED_FROM) {
-        o.insert("restored_from".into(), json!(r));
-    }
-    v
-}
-
-/// What a snapshot is, when belay made it around a restore (for `log`).
-pub fn restore_role(s: &Snapshot) -> Option<&'static str> {
-    if s.is_safety() {
-        Some("safety snapshot")
-    } else if s.meta_value(META_RESTORED_FROM).is_some() {
-        Some("restored")
-    } else {
-        None
-    }
 }
 
 /// Print one JSON document on stdout, its object keys in sorted order

@@ -17,6 +17,7 @@ pub mod diff;
 mod error;
 pub mod find;
 pub mod forget;
+pub mod history;
 pub mod json;
 pub mod maintenance;
 pub mod progress;
