@@ -13,8 +13,6 @@ pub fn time_ns(ns: i64) -> String {
     }
 }
 
-pub use belay_core::json::rfc3339;
-
 pub fn size(n: u64) -> String {
     bytesize::ByteSize::b(n).to_string()
 }

@@ -987,3 +987,44 @@ pub fn restore_board(
         seconds: started.elapsed().as_secs_f64(),
     }))
 }
+
+/// A serial port present; `devices --json` prints the list.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceInfo {
+    pub port: String,
+    /// "usb", "pci", "bluetooth" or "unknown".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// USB vendor and product ids, 4 hex digits each.
+    pub vid: Option<String>,
+    pub pid: Option<String>,
+    pub serial_number: Option<String>,
+    pub manufacturer: Option<String>,
+    pub product: Option<String>,
+    /// What the USB ids suggest, e.g. "Raspberry Pi RP2040 (Pico)".
+    pub board: Option<String>,
+    /// The ids belong to a MicroPython board (native USB).
+    pub micropython: bool,
+    /// A USB-serial bridge (small input buffer).
+    pub uart_bridge: bool,
+}
+
+/// The serial ports present, and which look like MicroPython boards.
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    let devs = devices::list().with_context(|| "cannot list serial ports".into())?;
+    Ok(devs
+        .into_iter()
+        .map(|d| DeviceInfo {
+            port: d.port,
+            kind: d.kind,
+            vid: d.vid.map(|v| format!("{v:04x}")),
+            pid: d.pid.map(|v| format!("{v:04x}")),
+            serial_number: d.serial_number,
+            manufacturer: d.manufacturer,
+            product: d.product,
+            board: d.board,
+            micropython: d.micropython_likely,
+            uart_bridge: d.uart_bridge,
+        })
+        .collect())
+}

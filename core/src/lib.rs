@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod backup;
 pub mod board;
+pub mod browse;
 pub mod diff;
 mod error;
 pub mod find;
@@ -22,6 +23,9 @@ pub mod json;
 pub mod maintenance;
 pub mod progress;
 pub mod restore;
+pub mod sources;
+pub mod stats;
+pub mod tags;
 pub mod watch;
 pub mod who;
 

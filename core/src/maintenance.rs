@@ -238,3 +238,139 @@ pub fn migrate(repo: &Repo, p: &dyn Progress) -> Result<MigrateResult> {
         warnings: r.warnings,
     })
 }
+
+/// A lock or backup session file, as `unlock` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockInfo {
+    pub path: std::path::PathBuf,
+    /// Who holds it ("an unknown process" when it does not say).
+    pub owner: String,
+    /// Its process is gone.
+    pub stale: bool,
+}
+
+/// What `unlock` did; `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnlockResult {
+    pub removed: Vec<LockInfo>,
+    /// Files of processes that still run, left in place.
+    pub kept: Vec<LockInfo>,
+}
+
+/// Remove the gc lock, the deletion mark and backup session files whose
+/// process is gone (restic's `unlock`); with `remove_all`, every one.
+pub fn unlock(repo: &Repo, remove_all: bool) -> Result<UnlockResult> {
+    let done = belay_store::session::unlock(repo, remove_all)?;
+    let info = |v: Vec<belay_store::session::Active>| -> Vec<LockInfo> {
+        v.into_iter()
+            .map(|a| LockInfo {
+                owner: a
+                    .owner
+                    .as_ref()
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "an unknown process".into()),
+                path: a.path,
+                stale: a.stale,
+            })
+            .collect()
+    };
+    Ok(UnlockResult {
+        removed: info(done.removed),
+        kept: info(done.kept),
+    })
+}
+
+/// A file or directory no source could give back.
+#[derive(Clone, Debug, Serialize)]
+pub struct LostEntry {
+    #[serde(serialize_with = "crate::json::id")]
+    pub snapshot: ObjectId,
+    pub source: String,
+    /// Empty: the whole snapshot.
+    pub path: String,
+    #[serde(serialize_with = "crate::json::ids")]
+    pub objects: Vec<ObjectId>,
+}
+
+/// What `repair` did; `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RepairResult {
+    /// Nothing is lost for good.
+    pub ok: bool,
+    /// Objects found missing or damaged.
+    pub damaged: u64,
+    /// Of those, stored again from a source.
+    pub restored: u64,
+    pub files_read: u64,
+    pub lost: Vec<LostEntry>,
+}
+
+/// Store again what the repository lacks, from live folders and boards
+/// (`sources`, as the user gave them: `dir:PATH`, a path, `serial:PORT`);
+/// each board in its own session, all open while repair runs.
+pub fn repair(
+    repo: &Repo,
+    sources: &[String],
+    read_data: ReadData,
+    p: &dyn Progress,
+) -> Result<RepairResult> {
+    use belay_store::source::Source;
+    use belay_transport::Location;
+    use belay_transport::dir::DirSource;
+
+    let mut folders: Vec<DirSource> = Vec::new();
+    let mut boards: Vec<(String, u32)> = Vec::new();
+    for s in sources {
+        match Location::parse(s).map_err(Error::Invalid)? {
+            Location::Dir(path) => {
+                let mut d = DirSource::new(&path, Vec::new(), true).map_err(|e| {
+                    Error::from(e).context(format!("cannot read {}", path.display()))
+                })?;
+                d.skip_path(repo.root());
+                folders.push(d);
+            }
+            Location::Serial { port, baud } => boards.push((port, baud)),
+        }
+    }
+    fn with_boards(
+        boards: &[(String, u32)],
+        open: &[&dyn Source],
+        p: &dyn Progress,
+        f: &mut dyn FnMut(&[&dyn Source]) -> Result<belay_store::repair::RepairReport>,
+    ) -> Result<belay_store::repair::RepairReport> {
+        match boards.split_first() {
+            None => f(open),
+            Some(((port, baud), rest)) => crate::board::with_source(port, *baud, p, |b| {
+                let mut all = open.to_vec();
+                all.push(b);
+                with_boards(rest, &all, p, f)
+            }),
+        }
+    }
+    let counter = p.counter("repair");
+    let folders: Vec<&dyn Source> = folders.iter().map(|f| f as &dyn Source).collect();
+    let report = with_boards(&boards, &folders, p, &mut |all| {
+        Ok(belay_store::repair::repair(
+            repo, all, read_data, &*counter,
+        )?)
+    });
+    counter.finish();
+    drop(counter);
+    let r = report?;
+    Ok(RepairResult {
+        ok: r.lost.is_empty(),
+        damaged: r.damaged,
+        restored: r.restored,
+        files_read: r.files_read,
+        lost: r
+            .lost
+            .into_iter()
+            .map(|l| LostEntry {
+                snapshot: l.snapshot,
+                source: l.source,
+                path: belay_store::path::display(&l.path),
+                objects: l.objects,
+            })
+            .collect(),
+    })
+}

@@ -4,68 +4,25 @@ use super::Ctx;
 use std::io::{Read, Write};
 
 use anyhow::{Result, bail};
+use belay_store::Repo;
 use belay_store::path as bpath;
 use belay_store::restore::ContentReader;
-use belay_store::tree::{Node, TreeEntry};
-use belay_store::{Repo, walk};
-use serde_json::json;
+use belay_store::tree::Node;
 
 use crate::output::{self, print_json};
 
 use belay_core::restore::resolve_spec;
 
 pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<()> {
-    let (_, base, entry) = resolve_spec(repo, spec)?;
-    let mut rows: Vec<(Vec<u8>, TreeEntry)> = Vec::new();
-    match &entry.node {
-        Node::Dir { tree } => {
-            if recursive {
-                rows = walk::flatten(repo, tree)?;
-            } else {
-                rows = repo
-                    .read_tree(tree)?
-                    .entries
-                    .into_iter()
-                    .map(|e| (e.name.clone(), e))
-                    .collect();
-            }
-        }
-        _ => rows.push((entry.name.clone(), entry.clone())),
-    }
+    let rows = belay_core::browse::ls(repo, spec, recursive)?;
     if ctx.json {
-        let arr: Vec<_> = rows
-            .iter()
-            .map(|(p, e)| {
-                let full = if matches!(entry.node, Node::Dir { .. }) {
-                    bpath::join(&base, p)
-                } else {
-                    base.clone()
-                };
-                let mut v = json!({
-                    "path": bpath::display(&full),
-                    "type": e.node.kind_name(),
-                    "mode": e.mode,
-                    "size": e.node.size(),
-                    "mtime": e.mtime_ns.map(output::rfc3339),
-                });
-                match &e.node {
-                    Node::File { sha256, .. } => {
-                        v["sha256"] = json!(hex::encode(sha256));
-                    }
-                    Node::Symlink { target } => {
-                        v["target"] = json!(bpath::display(target));
-                    }
-                    Node::Dir { .. } => {}
-                }
-                v
-            })
-            .collect();
-        print_json(&serde_json::Value::Array(arr))?;
+        print_json(&rows)?;
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    for (p, e) in &rows {
-        let mut name = bpath::display(p);
+    for r in &rows {
+        let e = &r.entry;
+        let mut name = bpath::display(&r.name);
         match &e.node {
             Node::Dir { .. } => name.push('/'),
             Node::Symlink { target } => {

@@ -179,27 +179,16 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
 
 /// `belay unlock`.
 pub(crate) fn unlock(ctx: &Ctx, repo: &Repo, remove_all: bool) -> Result<()> {
-    let done = belay_store::session::unlock(repo, remove_all)?;
-    let describe = |a: &belay_store::session::Active| {
-        a.owner
-            .as_ref()
-            .map(|o| o.to_string())
-            .unwrap_or_else(|| "an unknown process".into())
-    };
+    let done = belay_core::maintenance::unlock(repo, remove_all)?;
     if ctx.json {
-        let list = |v: &[belay_store::session::Active]| -> Vec<serde_json::Value> {
-            v.iter()
-                .map(|a| json!({"path": a.path, "owner": describe(a), "stale": a.stale}))
-                .collect()
-        };
-        print_json(&json!({"removed": list(&done.removed), "kept": list(&done.kept)}))?;
+        print_json(&done)?;
         return Ok(());
     }
     for a in &done.removed {
         ctx.info(format!(
             "removed {} ({}{})",
             a.path.display(),
-            describe(a),
+            a.owner,
             if a.stale { ", gone" } else { "" }
         ));
     }
@@ -207,7 +196,7 @@ pub(crate) fn unlock(ctx: &Ctx, repo: &Repo, remove_all: bool) -> Result<()> {
         ctx.warn(format!(
             "kept {}: {} still runs (`belay unlock --remove-all` if you are sure it does not)",
             a.path.display(),
-            describe(a)
+            a.owner
         ));
     }
     if done.removed.is_empty() && done.kept.is_empty() {
