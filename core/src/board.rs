@@ -3,7 +3,6 @@
 //! safety snapshot first, so a restore never loses what the board held.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -453,6 +452,104 @@ fn board_holds(repo: &Repo, head: &ObjectId, existing: &[ExistingEntry]) -> Resu
         }))
 }
 
+/// What `--delete` must never remove from a board: what backups of the
+/// board leave out (`board_rules`: its .belayignore files), and what the
+/// restored snapshot's backup left out (its --exclude globs and the
+/// .belayignore files it holds); with the directories that hold them.
+fn never_removed(
+    repo: &Repo,
+    id: ObjectId,
+    planned: &[PlannedEntry],
+    board_rules: &IgnoreRules,
+    existing: Option<&[ExistingEntry]>,
+    p: &dyn Progress,
+) -> Result<HashSet<Vec<u8>>> {
+    let mut keep_rules = IgnoreRules::new(&repo.read_snapshot(&id)?.excludes())?;
+    keep_rules.merge(board_rules);
+    for e in planned {
+        if let Node::File {
+            size,
+            sha256,
+            chunks,
+        } = &e.entry.node
+            && is_ignore_file(&e.path)
+        {
+            let mut content = Vec::new();
+            crate::browse::write_file(repo, (*size, sha256, chunks), &e.path, &mut content)?;
+            for w in keep_rules.add_file(&e.path, &content) {
+                p.warn(&w);
+            }
+        }
+    }
+    let mut kept: HashSet<Vec<u8>> = HashSet::new();
+    for e in existing.unwrap_or(&[]) {
+        let q = &e.entry.path;
+        if keep_rules.is_ignored(q, e.entry.kind == SourceKind::Dir) {
+            // And its directories, which cannot go while it stays.
+            let mut q = q.as_slice();
+            kept.insert(q.to_vec());
+            while let Some(i) = q.iter().rposition(|&b| b == b'/') {
+                q = &q[..i];
+                kept.insert(q.to_vec());
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Whether the board has room for `changes` (LittleFS needs the new copy
+/// of a file before the old one goes; sizes round up to its blocks). A
+/// board that cannot say (no `os.statvfs()`) is a warning.
+fn check_space(
+    board: &Board,
+    existing: Option<&[ExistingEntry]>,
+    changes: &restore::Changes,
+    p: &dyn Progress,
+) -> Result<()> {
+    let label = board.label();
+    let s = board.lock();
+    if s.info.fs_free().is_none() {
+        p.warn(&format!(
+            "{label}: the board has no os.statvfs(), so its free space is unknown: not checked before writing {}",
+            crate::size(changes.bytes_to_write())
+        ));
+    }
+    if let (Some(free), Some(bs)) = (s.info.fs_free(), s.info.fs_block()) {
+        let blocks = |n: u64| n.div_ceil(bs.max(1)) * bs;
+        let sizes: HashMap<&[u8], u64> = existing
+            .unwrap_or(&[])
+            .iter()
+            .map(|e| (e.entry.path.as_slice(), e.entry.size))
+            .collect();
+        let need: u64 = changes
+            .writes
+            .iter()
+            .map(|e| blocks(e.entry.node.size()))
+            .sum();
+        let freed: u64 = changes
+            .writes
+            .iter()
+            .filter_map(|e| sizes.get(e.path.as_slice()))
+            .chain(
+                changes
+                    .removes
+                    .iter()
+                    .filter_map(|r| sizes.get(r.0.as_slice())),
+            )
+            .map(|&n| blocks(n))
+            .sum();
+        if need > free + freed {
+            bail!(
+                "{label}: not enough space: the restore needs about {} and the board has {} free (plus {} freed by replaced or removed files); free some space or restore less with --include",
+                crate::size(need),
+                crate::size(free),
+                crate::size(freed)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A directory entry for an ancestor of the restored path.
 fn dir_entry(path: &[u8]) -> PlannedEntry {
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec();
@@ -780,37 +877,7 @@ pub fn restore_board(
     // snapshot's backup left out (its --exclude globs and the
     // .belayignore files it holds).
     let board_rules = BoardSource::new(&board.session, pull.clone()).rules(&mut |w| p.warn(&w))?;
-    let mut keep_rules = IgnoreRules::new(&repo.read_snapshot(&id)?.excludes())?;
-    keep_rules.merge(&board_rules);
-    for e in &planned {
-        if let Node::File {
-            size,
-            sha256,
-            chunks,
-        } = &e.entry.node
-            && is_ignore_file(&e.path)
-        {
-            let mut content = Vec::new();
-            restore::ContentReader::new(repo, chunks, *size, *sha256, &e.path)
-                .read_to_end(&mut content)?;
-            for w in keep_rules.add_file(&e.path, &content) {
-                p.warn(&w);
-            }
-        }
-    }
-    let mut kept: HashSet<Vec<u8>> = HashSet::new();
-    for e in existing.as_deref().unwrap_or(&[]) {
-        let q = &e.entry.path;
-        if keep_rules.is_ignored(q, e.entry.kind == SourceKind::Dir) {
-            // And its directories, which cannot go while it stays.
-            let mut q = q.as_slice();
-            kept.insert(q.to_vec());
-            while let Some(i) = q.iter().rposition(|&b| b == b'/') {
-                q = &q[..i];
-                kept.insert(q.to_vec());
-            }
-        }
-    }
+    let kept = never_removed(repo, id, &planned, &board_rules, existing.as_deref(), p)?;
     // --delete reaches only what the restore covers: PATH, and --include.
     let mut prefix = path.to_vec();
     prefix.push(b'/');
@@ -873,50 +940,7 @@ pub fn restore_board(
             wire_bytes,
         }));
     }
-    // Enough room? (LittleFS needs the new copy before the old one goes.)
-    {
-        let s = board.lock();
-        if s.info.fs_free().is_none() {
-            p.warn(&format!(
-                "{label}: the board has no os.statvfs(), so its free space is unknown: not checked before writing {}",
-                crate::size(changes.bytes_to_write())
-            ));
-        }
-        if let (Some(free), Some(bs)) = (s.info.fs_free(), s.info.fs_block()) {
-            let blocks = |n: u64| n.div_ceil(bs.max(1)) * bs;
-            let sizes: HashMap<&[u8], u64> = existing
-                .as_deref()
-                .unwrap_or(&[])
-                .iter()
-                .map(|e| (e.entry.path.as_slice(), e.entry.size))
-                .collect();
-            let need: u64 = changes
-                .writes
-                .iter()
-                .map(|e| blocks(e.entry.node.size()))
-                .sum();
-            let freed: u64 = changes
-                .writes
-                .iter()
-                .filter_map(|e| sizes.get(e.path.as_slice()))
-                .chain(
-                    changes
-                        .removes
-                        .iter()
-                        .filter_map(|r| sizes.get(r.0.as_slice())),
-                )
-                .map(|&n| blocks(n))
-                .sum();
-            if need > free + freed {
-                bail!(
-                    "{label}: not enough space: the restore needs about {} and the board has {} free (plus {} freed by replaced or removed files); free some space or restore less with --include",
-                    crate::size(need),
-                    crate::size(free),
-                    crate::size(freed)
-                );
-            }
-        }
-    }
+    check_space(&board, existing.as_deref(), &changes, p)?;
     if !opts.yes
         && !p.confirm(&format!(
             "restore {} to {label}: {}",

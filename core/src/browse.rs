@@ -1,12 +1,15 @@
-//! `ls`: what a snapshot (or a directory of it) holds, without restoring
-//! it.
+//! `ls` and `cat`: what a snapshot (or a directory of it) holds, and a
+//! file's content, without restoring it.
+
+use std::io::{Read, Write};
 
 use belay_store::path as bpath;
+use belay_store::restore::ContentReader;
 use belay_store::tree::{Node, TreeEntry};
 use belay_store::{Repo, walk};
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Result, bail};
 use crate::restore::resolve_spec;
 
 /// One entry; `ls --json` prints the list.
@@ -73,4 +76,52 @@ pub fn ls(repo: &Repo, spec: &str, recursive: bool) -> Result<Vec<ListedEntry>> 
             }
         })
         .collect())
+}
+
+/// Write the content of file `path` of a snapshot (`size`, `sha256`,
+/// `chunks` from its tree entry) to `out`, checking it as it goes; a
+/// damaged chunk fails with the store's error.
+pub fn write_file(
+    repo: &Repo,
+    (size, sha256, chunks): (u64, &belay_store::id::Sha256, &[belay_store::ObjectId]),
+    path: &[u8],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut reader = ContentReader::new(repo, chunks, size, *sha256, path);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match reader.error.take() {
+                    Some(err) => err.into(),
+                    None => e.into(),
+                });
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n])?;
+    }
+}
+
+/// `cat REV:PATH`: one file's content, to `out`.
+pub fn cat(repo: &Repo, spec: &str, out: &mut dyn Write) -> Result<()> {
+    let (_, path, entry) = resolve_spec(repo, spec)?;
+    let Node::File {
+        size,
+        sha256,
+        chunks,
+    } = &entry.node
+    else {
+        bail!(
+            "{} is a {}, not a file (use `belay ls`)",
+            bpath::display(&path),
+            entry.node.kind_name()
+        );
+    };
+    write_file(repo, (*size, sha256, chunks), &path, out)?;
+    out.flush()?;
+    Ok(())
 }

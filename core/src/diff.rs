@@ -11,7 +11,6 @@ use std::path::Path;
 use belay_store::diff::{self, Change, ChangeKind, LiveDiff, PathFilter};
 use belay_store::path as bpath;
 use belay_store::repo::RefKind;
-use belay_store::restore::ContentReader;
 use belay_store::source::Source;
 use belay_store::tree::{Node, TreeEntry};
 use belay_store::{ObjectId, Repo, rev, walk};
@@ -463,13 +462,7 @@ fn content(repo: &Repo, e: Option<&TreeEntry>, path: &[u8], side: &NewSide) -> R
                         .with_context(|| format!("reading {}", bpath::display(path)))?;
                 }
                 NewSide::Repo => {
-                    let mut r = ContentReader::new(repo, chunks, *size, *sha256, path);
-                    if let Err(e) = r.read_to_end(&mut buf) {
-                        return Err(match r.error.take() {
-                            Some(err) => err.into(),
-                            None => e.into(),
-                        });
-                    }
+                    crate::browse::write_file(repo, (*size, sha256, chunks), path, &mut buf)?
                 }
             }
             Ok(buf)

@@ -1,17 +1,14 @@
 //! `belay ls` and `belay cat`: reading a snapshot without restoring it.
 
 use super::Ctx;
-use std::io::{Read, Write};
+use std::io::Write;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use belay_store::Repo;
 use belay_store::path as bpath;
-use belay_store::restore::ContentReader;
 use belay_store::tree::Node;
 
 use crate::output::{self, print_json};
-
-use belay_core::restore::resolve_spec;
 
 pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<()> {
     let rows = belay_core::browse::ls(repo, spec, recursive)?;
@@ -48,35 +45,9 @@ pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<
 }
 
 pub(crate) fn cat(repo: &Repo, spec: &str) -> Result<()> {
-    let (_, path, entry) = resolve_spec(repo, spec)?;
-    let Node::File {
-        size,
-        sha256,
-        chunks,
-    } = &entry.node
-    else {
-        bail!(
-            "{} is a {}, not a file (use `belay ls`)",
-            bpath::display(&path),
-            entry.node.kind_name()
-        );
-    };
-    let mut reader = ContentReader::new(repo, chunks, *size, *sha256, &path);
-    let mut out = std::io::stdout().lock();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => match reader.error.take() {
-                Some(err) => return Err(err.into()),
-                None => return Err(e.into()),
-            },
-        };
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n])?;
-    }
-    out.flush()?;
-    Ok(())
+    Ok(belay_core::browse::cat(
+        repo,
+        spec,
+        &mut std::io::stdout().lock(),
+    )?)
 }
