@@ -2,8 +2,9 @@
 //! Source/Sink interface) depends on no other belay crate; the store and
 //! the transport each depend on it and never on each other; `belay-core`
 //! (every operation, as a library) sits on the three of them; the CLI on
-//! the core; only the CLI knows the terminal. Breaking this fails here,
-//! not in review.
+//! the core; only the CLI knows the terminal. `belay-s3` (the S3 storage)
+//! may depend on the store and the source, never on the transport.
+//! Breaking this fails here, not in review.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -85,11 +86,19 @@ fn crates_depend_one_way_and_only_the_cli_knows_the_terminal() {
         "ctrlc",
         "anyhow",
     ];
+    // The object-storage backend implements the store's Storage trait: it
+    // may know the store (and the source), never the transport.
+    let s3 = belay(&of("belay-s3"));
+    assert!(
+        s3.iter().all(|d| d == "belay-store" || d == "belay-source"),
+        "belay-s3 depends on {s3:?}: only belay-store / belay-source allowed"
+    );
     for lib in [
         "belay-source",
         "belay-store",
         "belay-transport",
         "belay-core",
+        "belay-s3",
     ] {
         for d in of(lib) {
             assert!(

