@@ -6,6 +6,7 @@ use std::fs;
 
 use belay_suite::env::TestRepo;
 use belay_suite::fsutil::{assert_same_tree, noise};
+use belay_suite::s3::S3Server;
 use serde_json::Value;
 
 fn ids(log: &[Value]) -> Vec<String> {
@@ -135,4 +136,18 @@ fn copy_keeps_a_newer_head_in_the_destination_and_refuses_a_missing_source() {
         err.contains("not a belay repository") || err.contains("init"),
         "{err}"
     );
+}
+
+#[test]
+fn copy_moves_history_from_a_folder_to_a_bucket_and_back() {
+    let s3 = S3Server::start();
+    let t = TestRepo::new();
+    let env: Vec<(String, String)> = s3.env().into_iter().map(|(k, v)| (k.into(), v)).collect();
+    copy_round_trip(&t, &s3.location(), &env);
+    // The bucket holds the repository's files under the prefix, as a
+    // folder would: packs, index objects, snapshots, refs.
+    let data = s3.data_dir().join("repo");
+    assert!(data.join("config").is_file());
+    assert!(data.join("refs/heads/proj").is_file());
+    assert!(data.join("index").read_dir().unwrap().count() >= 1);
 }

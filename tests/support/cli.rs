@@ -38,10 +38,14 @@ pub fn test_cache_dir() -> PathBuf {
 
 /// `belay -r REPO ...` as an assert_cmd command (a test may override
 /// `BELAY_CACHE_DIR` with its own).
+/// With `BELAY_TEST_STORAGE=s3` the repository is reached through the S3
+/// test server (tests/support/matrix.rs).
 pub fn belay(repo: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::new(belay_bin());
+    let (location, env) = crate::matrix::repo_arg(repo);
     c.arg("-r")
-        .arg(repo)
+        .arg(location)
+        .envs(env)
         .env_remove("BELAY_REPO")
         .env("BELAY_CACHE_DIR", test_cache_dir());
     c

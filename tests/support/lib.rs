@@ -4,5 +4,6 @@ pub mod cli;
 pub mod env;
 pub mod fsutil;
 pub mod handmade;
+pub mod matrix;
 pub mod objects;
 pub mod s3;

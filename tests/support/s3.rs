@@ -73,6 +73,8 @@ fn wait_listening(port: u16, child: &mut Child, log: &Path) {
 /// holding one bucket ([`BUCKET`]). Stopped on drop.
 pub struct S3Server {
     tmp: tempfile::TempDir,
+    /// The directory served: its subdirectories are the buckets.
+    root: PathBuf,
     port: u16,
     child: Option<Child>,
 }
@@ -80,9 +82,21 @@ pub struct S3Server {
 impl S3Server {
     pub fn start() -> S3Server {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("data").join(BUCKET)).unwrap();
+        let root = tmp.path().join("data");
+        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+        S3Server::run(tmp, root)
+    }
+
+    /// A server for the folders under `root` (each subdirectory a bucket):
+    /// the storage test matrix (tests/support/matrix.rs).
+    pub fn serving(root: &Path) -> S3Server {
+        S3Server::run(tempfile::tempdir().unwrap(), root.to_path_buf())
+    }
+
+    fn run(tmp: tempfile::TempDir, root: PathBuf) -> S3Server {
         let mut s = S3Server {
             tmp,
+            root,
             port: free_port(),
             child: None,
         };
@@ -109,15 +123,20 @@ impl S3Server {
                 &format!("{ACCESS_KEY},{SECRET_KEY}"),
                 "--vfs-cache-mode",
                 "off",
+                // Listings see files changed on disk (the tests damage
+                // repositories there) within 0.1 s. Not 0: rclone 1.75.2
+                // with `--dir-cache-time 0s` hangs every request after a
+                // DELETE whose directory clean-up fails ("Dir.Remove not
+                // empty").
                 "--dir-cache-time",
-                "0s",
+                "100ms",
                 "--poll-interval",
                 "0",
                 "--no-cleanup",
                 "--config",
                 "/dev/null",
             ])
-            .arg(self.tmp.path().join("data"))
+            .arg(&self.root)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -176,7 +195,7 @@ impl S3Server {
     /// The bucket's folder: the object `repo/config` is the file
     /// `data_dir()/repo/config`.
     pub fn data_dir(&self) -> PathBuf {
-        self.tmp.path().join("data").join(BUCKET)
+        self.root.join(BUCKET)
     }
 
     /// rclone's output so far.

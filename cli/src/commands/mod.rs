@@ -24,6 +24,7 @@ mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow, bail};
 use belay_store::Repo;
@@ -47,7 +48,6 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         let path = repo.clone().ok_or_else(|| {
             anyhow!("no repository given: use -r PATH, set BELAY_REPO, or set repository in the config file")
         })?;
-        refuse_remote(&path)?;
         Ok(path)
     };
     let kind = crate::journal::kind_of(&cli.command);
@@ -56,6 +56,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
         let msg = result.as_ref().err().map(error_line);
         crate::journal::finish(path, kind, msg.as_deref(), ctx.quiet);
     }
+    report_requests(&ctx);
     result
 }
 
@@ -149,8 +150,8 @@ impl Ctx {
 /// restic's and rclone's repository URLs (`s3:…`, `sftp:…`, `https://…`):
 /// refused, instead of creating a local folder named `s3:`.
 fn refuse_remote(path: &Path) -> Result<()> {
-    const SCHEMES: [&str; 10] = [
-        "s3", "b2", "gs", "azure", "sftp", "rest", "rclone", "swift", "http", "https",
+    const SCHEMES: [&str; 9] = [
+        "b2", "gs", "azure", "sftp", "rest", "rclone", "swift", "http", "https",
     ];
     let s = path.to_string_lossy();
     let scheme = s.split_once(':').map(|(scheme, _)| scheme);
@@ -158,16 +159,76 @@ fn refuse_remote(path: &Path) -> Result<()> {
         || scheme.is_some_and(|p| SCHEMES.contains(&p.to_ascii_lowercase().as_str()))
     {
         bail!(
-            "{s}: remote repositories (object storage, sftp, http) are not supported yet; give a local or mounted folder, e.g. -r /mnt/share/belay"
+            "{s}: only folders and S3-compatible object storage (s3:https://host/bucket/prefix) are supported; give a local or mounted folder, e.g. -r /mnt/share/belay"
         );
     }
     Ok(())
 }
 
+/// Object storage this run opened, by location: one client (and one
+/// conditional-write probe) per location, and what `-v` reports.
+static OPENED: Mutex<Vec<(String, Arc<belay_s3::S3Storage>)>> = Mutex::new(Vec::new());
+
+/// The object storage `path` names (`s3:…`); `None` for a folder.
+fn object_storage(path: &Path) -> Result<Option<Arc<belay_s3::S3Storage>>> {
+    let text = path.to_string_lossy();
+    let Some(location) = belay_s3::parse_location(&text) else {
+        refuse_remote(path)?;
+        return Ok(None);
+    };
+    let location = location.map_err(|msg| anyhow!("{msg}"))?;
+    let url = location.url();
+    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, storage)) = opened.iter().find(|(u, _)| *u == url) {
+        return Ok(Some(storage.clone()));
+    }
+    let storage =
+        Arc::new(belay_s3::S3Storage::open(&location).map_err(|e| anyhow!("{url}: {e}"))?);
+    opened.push((url, storage.clone()));
+    Ok(Some(storage))
+}
+
 /// Open the repository the user named (`-r`, `--to`): a folder, or a
-/// location on object storage (`s3:…`).
+/// location on object storage (`s3:…`, docs/object-storage.md).
 pub(crate) fn open(path: &Path) -> Result<Repo> {
-    Ok(Repo::open(path)?)
+    Ok(match object_storage(path)? {
+        Some(s) => {
+            let location = PathBuf::from(s.location().url());
+            match Repo::open_storage(s.clone(), location) {
+                Ok(repo) => repo,
+                // No config: say so, unless the bucket itself is missing
+                // (a GET cannot tell; a listing names the bucket).
+                Err(e @ belay_store::Error::NotARepository(_)) => {
+                    use belay_store::storage::Storage;
+                    s.list_dir("").map_err(|e| anyhow!("{e}"))?;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => Repo::open(path)?,
+    })
+}
+
+/// `-v`: the requests each object storage was sent, on stderr.
+pub(crate) fn report_requests(ctx: &Ctx) {
+    if ctx.verbose == 0 || ctx.quiet {
+        return;
+    }
+    for (url, s) in OPENED.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let r = s.requests();
+        const MIB: f64 = 1048576.0;
+        eprintln!(
+            "requests: {} GET, {} PUT, {} HEAD, {} LIST, {} DELETE; {:.1} MiB sent, {:.1} MiB received ({url})",
+            r.get,
+            r.put,
+            r.head,
+            r.list,
+            r.delete,
+            r.bytes_sent as f64 / MIB,
+            r.bytes_received as f64 / MIB
+        );
+    }
 }
 
 /// Create a repository where the user named ([`open`]'s locations).
@@ -177,7 +238,13 @@ pub(crate) fn init_repository(
     level: i32,
     format: u64,
 ) -> Result<Repo> {
-    Ok(Repo::init_format(path, chunker, level, format)?)
+    Ok(match object_storage(path)? {
+        Some(s) => {
+            let location = PathBuf::from(s.location().url());
+            Repo::init_storage(s, location, chunker, level, format)?
+        }
+        None => Repo::init_format(path, chunker, level, format)?,
+    })
 }
 
 pub(crate) fn init(ctx: &Ctx, path: &Path, format: u64) -> Result<()> {
