@@ -661,6 +661,9 @@ fn bad_repositories_and_sources_get_one_clear_line() {
 
 #[test]
 fn a_repository_inside_the_source_is_not_backed_up() {
+    if belay_suite::matrix::local_only("only a folder can be inside the source") {
+        return;
+    }
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("proj");
     fs::create_dir_all(&src).unwrap();

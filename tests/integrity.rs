@@ -470,6 +470,8 @@ fn unlock_removes_what_no_live_belay_holds() {
         "kind": "gc", "host": belay_store::session::hostname(),
         "pid": sleeper.id(), "started": "2026-01-01T00:00:00Z", "source": ""
     });
+    // (On object storage `init` makes no directories.)
+    fs::create_dir_all(repo.join("locks")).unwrap();
     fs::write(repo.join("locks/gc.json"), lock.to_string()).unwrap();
     let out = env.cmd(&repo, &["gc", "--now"]).output().unwrap();
     assert!(!out.status.success());
@@ -485,6 +487,7 @@ fn unlock_removes_what_no_live_belay_holds() {
         "kind": "gc", "host": belay_store::session::hostname(),
         "pid": i32::MAX as u32 - 7, "started": "2026-01-01T00:00:00Z", "source": ""
     });
+    fs::create_dir_all(repo.join("locks")).unwrap();
     fs::write(repo.join("locks/gc.json"), dead.to_string()).unwrap();
     let out = env.json(&repo, &["unlock"]);
     assert_eq!(out["removed"].as_array().unwrap().len(), 1, "{out}");

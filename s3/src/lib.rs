@@ -30,7 +30,7 @@
 //! | method | requests |
 //! |---|---|
 //! | `read(key, max)` | one GET, streamed: past `max` bytes the connection is dropped and `InvalidData` returned |
-//! | `read_range` | one ranged GET (short → `UnexpectedEof`) |
+//! | `read_range` | a chunk of a pack (`objects/…`, under 4 MiB): served from a read-ahead window when one holds it, else one GET from there streaming up to 4 MiB, kept as a window (8 kept); anything else: one ranged GET (short → `UnexpectedEof`) |
 //! | `stat` | one HEAD: size, and `mtime` = the server's `Last-Modified` |
 //! | `put_new` | one PUT with `If-None-Match: *` (412/409 → `AlreadyExisted`); on a server that ignores the header: a HEAD, then a PUT (see below) |
 //! | `put_replace` | one PUT |
@@ -44,13 +44,21 @@
 //! | `sync`, `sync_entry`, `sync_all`, `create_dirs` | nothing (a successful PUT is durable; object storage has no directories) |
 //!
 //! [`S3Storage::requests`] counts the requests actually sent (retries
-//! included) and the body bytes each way.
+//! included) and the body bytes each way (received: the answers'
+//! `Content-Length`, so a `read` refused past `max` counts the whole
+//! object). The first `put_new` of a process adds the probe below (two
+//! PUTs and a DELETE). `mtime`s are the server's `Last-Modified`, an HTTP
+//! date: whole seconds.
+//!
+//! A missing bucket is reported by every request that gets an answer body
+//! (GET, PUT, LIST); a HEAD answers a bare 404, so `stat` and `delete`
+//! see an absent key there.
 //!
 //! # Write-once on servers that ignore `If-None-Match`
 //!
 //! AWS S3 (since 2024), MinIO, Ceph and most others refuse a conditional
 //! PUT of an existing key with 412. Some S3-compatible servers ignore the
-//! header and overwrite. Once per process and endpoint, the first
+//! header and overwrite (`rclone serve s3` 1.75, the test server, does). Once per process and endpoint, the first
 //! `put_new` probes: it PUTs `.tmp-probe-<unique>` twice with
 //! `If-None-Match: *`, then deletes it. When the second PUT succeeded, the
 //! server ignores the header and `put_new` falls back to HEAD-then-PUT.
@@ -311,6 +319,8 @@ pub struct S3Storage {
     counts: Arc<Counters>,
     /// Set by `BELAY_S3_CONDITIONAL` (or the probe, on first use).
     conditional: OnceLock<Conditional>,
+    /// Recent read-ahead windows of packs, newest last (see `read_range`).
+    windows: Mutex<std::collections::VecDeque<Window>>,
     /// Kept last: the operator's handle needs it alive.
     _rt: tokio::runtime::Runtime,
 }
@@ -399,6 +409,7 @@ impl S3Storage {
             loc: loc.clone(),
             counts,
             conditional,
+            windows: Mutex::new(std::collections::VecDeque::new()),
             _rt: rt,
         })
     }
@@ -627,6 +638,65 @@ fn info(m: &opendal::Metadata) -> FileInfo {
     }
 }
 
+/// Bytes read past a requested chunk of a pack.
+const READ_AHEAD: u64 = 4 << 20;
+/// Windows kept (a few restores or readers at once).
+const WINDOWS: usize = 8;
+
+struct Window {
+    key: String,
+    offset: u64,
+    bytes: Arc<Vec<u8>>,
+}
+
+impl S3Storage {
+    /// `len` bytes at `offset` of `key` from a read-ahead window.
+    fn windowed(&self, key: &str, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let windows = self.windows.lock().unwrap();
+        let w = windows.iter().rev().find(|w| {
+            w.key == key && w.offset <= offset && offset + len <= w.offset + w.bytes.len() as u64
+        })?;
+        let start = (offset - w.offset) as usize;
+        Some(w.bytes[start..start + len as usize].to_vec())
+    }
+
+    /// One GET from `offset`, streamed up to [`READ_AHEAD`] bytes (fewer
+    /// at the end of the object), kept as a window.
+    fn read_window(&self, key: &str, offset: u64) -> io::Result<()> {
+        let reader = self.op.reader(key).map_err(|e| self.err("read", key, e))?;
+        let chunks = reader
+            .into_iterator(offset..)
+            .map_err(|e| self.err("read", key, e))?;
+        let mut bytes = Vec::new();
+        for chunk in chunks {
+            match chunk {
+                Ok(c) => bytes.extend_from_slice(&c.to_bytes()),
+                // Past the end: an empty window (the caller says EOF).
+                Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => break,
+                Err(e) => return Err(self.err("read", key, e)),
+            }
+            if bytes.len() as u64 >= READ_AHEAD {
+                break;
+            }
+        }
+        let mut windows = self.windows.lock().unwrap();
+        if windows.len() >= WINDOWS {
+            windows.pop_front();
+        }
+        windows.push_back(Window {
+            key: key.to_string(),
+            offset,
+            bytes: Arc::new(bytes),
+        });
+        Ok(())
+    }
+
+    /// A key written or removed: its windows are stale.
+    fn forget_windows(&self, key: &str) {
+        self.windows.lock().unwrap().retain(|w| w.key != key);
+    }
+}
+
 impl Storage for S3Storage {
     fn read(&self, key: &str, max: u64) -> io::Result<Vec<u8>> {
         // One GET, streamed: stop (and drop the connection) past `max`
@@ -657,6 +727,18 @@ impl Storage for S3Storage {
     fn read_range(&self, key: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());
+        }
+        if let Some(bytes) = self.windowed(key, offset, len) {
+            return Ok(bytes);
+        }
+        // A chunk of a pack: read ahead, so that a restore (which reads
+        // in pack order) sends one GET per READ_AHEAD bytes, not one per
+        // chunk.
+        if key.starts_with("objects/") && len < READ_AHEAD {
+            self.read_window(key, offset)?;
+            if let Some(bytes) = self.windowed(key, offset, len) {
+                return Ok(bytes);
+            }
         }
         let opts = ReadOptions {
             range: (offset..offset.saturating_add(len)).into(),
@@ -721,6 +803,7 @@ impl Storage for S3Storage {
     }
 
     fn put_replace(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        self.forget_windows(key);
         self.put(key, bytes)
     }
 
@@ -776,6 +859,7 @@ impl Storage for S3Storage {
     }
 
     fn delete(&self, key: &str) -> io::Result<bool> {
+        self.forget_windows(key);
         if self.stat(key)?.is_none() {
             return Ok(false);
         }
@@ -794,6 +878,8 @@ impl Storage for S3Storage {
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<bool> {
+        self.forget_windows(from);
+        self.forget_windows(to);
         match self.op.copy(from, to) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {

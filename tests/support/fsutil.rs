@@ -139,6 +139,9 @@ pub fn set_mtime(path: &Path, ns: i64) {
 /// disk that fills up. `None` (after saying "skipped") where mounting is
 /// not allowed (not root).
 pub fn small_tmpfs(dir: &Path, size_kib: u64) -> Option<Tmpfs> {
+    if crate::matrix::local_only("object storage does not fill up like a disk") {
+        return None;
+    }
     fs::create_dir_all(dir).unwrap();
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])

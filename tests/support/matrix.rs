@@ -30,7 +30,8 @@ pub fn local_only(why: &str) -> bool {
 }
 
 struct Served {
-    server: S3Server,
+    endpoint: String,
+    env: Vec<(&'static str, String)>,
     root: PathBuf,
     bucket: String,
 }
@@ -54,8 +55,22 @@ fn served() -> &'static Served {
             "BELAY_TEST_STORAGE=s3 needs TMPDIR named like a bucket (lowercase, digits, '-'), e.g. /tmp/belay-s3/tests; it is {}",
             tmp.display()
         );
+        // The server dies with the thread that started it
+        // (PR_SET_PDEATHSIG), so one that lives as long as the process
+        // starts it and keeps it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let served_root = root.clone();
+        std::thread::spawn(move || {
+            let server = S3Server::serving(&served_root);
+            tx.send((server.endpoint(), server.env())).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        let (endpoint, env) = rx.recv().expect("the S3 test server started");
         Served {
-            server: S3Server::serving(&root),
+            endpoint,
+            env,
             root,
             bucket,
         }
@@ -82,11 +97,9 @@ pub fn repo_arg(folder: &Path) -> (OsString, Vec<(&'static str, String)>) {
         // folder, as without the matrix.
         return (folder.as_os_str().to_owned(), Vec::new());
     };
-    let location = format!(
-        "s3:{}/{}/{}",
-        s.server.endpoint(),
-        s.bucket,
-        rest.to_string_lossy()
-    );
-    (location.into(), s.server.env())
+    // The server caches directory listings for 0.1 s (see s3.rs): files a
+    // test wrote or damaged on disk just now must be visible to it.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let location = format!("s3:{}/{}/{}", s.endpoint, s.bucket, rest.to_string_lossy());
+    (location.into(), s.env.clone())
 }

@@ -5,9 +5,14 @@
 //! requests with `503 SlowDown`.
 //!
 //! rclone is started with `--vfs-cache-mode off` (writes go straight to
-//! the folder), `--dir-cache-time 0s` and `--poll-interval 0` (a listing
-//! sees every write before it), `--no-cleanup` (keeps empty folders: a
-//! deleted object does not remove its parent under a concurrent PUT).
+//! the folder), `--dir-cache-time 1s` and `--poll-interval 0`, and
+//! `--no-cleanup` (keeps empty folders: a deleted object does not remove
+//! its parent under a concurrent PUT). Every S3 write goes through
+//! rclone's VFS, which updates its directory cache, so a listing sees
+//! every write before it whatever the cache time; the 1 s only bounds how
+//! long a file changed behind rclone's back (in [`S3Server::data_dir`])
+//! stays unseen. Not `0s`: with no directory cache, rclone 1.75 spins and
+//! stalls for minutes under concurrent requests.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -113,7 +118,18 @@ impl S3Server {
             .append(true)
             .open(&log_path)
             .unwrap();
-        let mut child = Command::new(rclone())
+        let mut cmd = Command::new(rclone());
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // kill rclone when this test process dies (a timeout, a crash), so
+        // no server outlives its test.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .args([
                 "serve",
                 "s3",
@@ -210,11 +226,10 @@ impl Drop for S3Server {
     }
 }
 
-/// A TCP proxy in front of an HTTP server that answers every `every`-th
-/// request (the 1st, the `every+1`-th, ...) itself with `503 SlowDown`
-/// and forwards the others, one request per connection (it asks the
-/// server to close after each answer). Never two failures in a row, so a
-/// client that retries always gets through. Stops on drop.
+/// A TCP proxy in front of an HTTP/1.1 server that answers every
+/// `every`-th request (the 1st, the `every+1`-th, ...) itself with `503
+/// SlowDown` and forwards the others unchanged. Never two failures in a
+/// row, so a client that retries always gets through. Stops on drop.
 pub struct FaultProxy {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -276,7 +291,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// One request from `client`: answered with 503 or forwarded.
+/// The requests of one client connection, in turn: each answered with
+/// 503 or forwarded over one upstream connection (kept alive like the
+/// client's).
 fn serve(
     mut client: TcpStream,
     upstream: u16,
@@ -284,98 +301,77 @@ fn serve(
     seen: &AtomicU64,
     failed: &AtomicU64,
 ) -> io::Result<()> {
-    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    client.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut up: Option<TcpStream> = None;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
+    loop {
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
         }
-        let n = client.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = client.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let n = seen.fetch_add(1, Ordering::SeqCst);
-    if every > 0 && n.is_multiple_of(every) {
-        failed.fetch_add(1, Ordering::SeqCst);
-        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+        let request: Vec<u8> = buf.drain(..head_end + len).collect();
         let is_head = head.starts_with("HEAD ");
-        let resp = format!(
-            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-            body.len(),
-            if is_head { "" } else { body }
-        );
-        client.write_all(resp.as_bytes())?;
-        let _ = client.shutdown(Shutdown::Both);
-        return Ok(());
-    }
-    // Forward, asking the server to close after its answer; the answer
-    // (its `Connection: close` included) goes back as it came, read to
-    // its end (the server may keep the connection open all the same).
-    let mut out = String::new();
-    for l in head[..head_end - 4].split("\r\n") {
-        if l.split_once(':')
-            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
-        {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        let t0 = Instant::now();
+        if std::env::var_os("PROXY_DEBUG").is_some() {
+            eprintln!("PROXY {n} {:?}", head.lines().next());
+        }
+        if every > 0 && n.is_multiple_of(every) {
+            failed.fetch_add(1, Ordering::SeqCst);
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let resp = format!(
+                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{}",
+                body.len(),
+                if is_head { "" } else { body }
+            );
+            client.write_all(resp.as_bytes())?;
             continue;
         }
-        out.push_str(l);
-        out.push_str("\r\n");
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-    up.write_all(out.as_bytes())?;
-    up.write_all(&buf[head_end..])?;
-    let resp = read_response(&mut up, head.starts_with("HEAD "))?;
-    // Tell the client this connection ends here (it is shut below).
-    let resp = match find(&resp, b"\r\n\r\n") {
-        Some(i) => {
-            let head = String::from_utf8_lossy(&resp[..i]);
-            let mut out = String::new();
-            for l in head.split("\r\n") {
-                if l.split_once(':')
-                    .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
-                {
-                    continue;
-                }
-                out.push_str(l);
-                out.push_str("\r\n");
-            }
-            out.push_str("Connection: close\r\n\r\n");
-            let mut v = out.into_bytes();
-            v.extend_from_slice(&resp[i + 4..]);
-            v
+        let conn = match &mut up {
+            Some(c) => c,
+            None => up.insert(TcpStream::connect(("127.0.0.1", upstream))?),
+        };
+        conn.write_all(&request)?;
+        let (resp, close) = read_response(conn, is_head)?;
+        if std::env::var_os("PROXY_DEBUG").is_some() {
+            eprintln!("PROXY {n} answered in {:?} close {close}", t0.elapsed());
         }
-        None => resp,
-    };
-    client.write_all(&resp)?;
-    let _ = client.shutdown(Shutdown::Both);
-    Ok(())
+        client.write_all(&resp)?;
+        if close {
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
 }
 
 /// One HTTP/1.1 response, whole: head, then a body as long as it says
 /// (none after a HEAD, or for 1xx/204/304), chunked to its last chunk, or
 /// else up to the end of the connection.
-fn read_response(up: &mut TcpStream, head_request: bool) -> io::Result<Vec<u8>> {
+fn read_response(up: &mut TcpStream, head_request: bool) -> io::Result<(Vec<u8>, bool)> {
     up.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
@@ -385,7 +381,7 @@ fn read_response(up: &mut TcpStream, head_request: bool) -> io::Result<Vec<u8>> 
         }
         let n = up.read(&mut chunk)?;
         if n == 0 {
-            return Ok(buf);
+            return Ok((buf, true));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
@@ -415,11 +411,12 @@ fn read_response(up: &mut TcpStream, head_request: bool) -> io::Result<Vec<u8>> 
             _ => false,
         };
         if done {
-            return Ok(buf);
+            let close = header("connection").is_some_and(|v| v.contains("close"));
+            return Ok((buf, close));
         }
         let n = up.read(&mut chunk)?;
         if n == 0 {
-            return Ok(buf);
+            return Ok((buf, true));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
