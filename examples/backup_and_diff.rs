@@ -1,7 +1,7 @@
 //! belay as a library, without its command line: back up a folder twice
 //! into a new format-2 repository, changing a file in between, and print
 //! what changed between the two snapshots — what `belay backup` and
-//! `belay diff --name-status` do, through the same calls.
+//! `belay diff` do, through the same `belay_core` calls the CLI makes.
 //!
 //!     cargo run --example backup_and_diff [FOLDER]
 //!
@@ -11,10 +11,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use belay_core::{BackupOptions, DiffOptions, Silent};
 use belay_store::Repo;
-use belay_store::backup::{BackupOptions, NoProgress, backup};
-use belay_store::diff::{PathFilter, diff_trees};
-use belay_transport::dir::DirSource;
+use belay_transport::Location;
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::create_dir_all(to)?;
@@ -39,40 +38,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     copy_tree(&original, &folder)?;
 
     let repo = Repo::init(&work.path().join("repo"))?;
-    let opts = |time_ns: i64, message: &str| BackupOptions {
-        name: "example".into(),
+    let opts = |message: &str| BackupOptions {
+        name: Some("example".into()),
         message: message.into(),
-        time_ns,
         ..Default::default()
     };
-    let source = DirSource::new(&folder, vec![], false)?;
-    let first = backup(&repo, &source, &opts(1, "as found"), &NoProgress)?;
+    let location = Location::Dir(folder.clone());
+    let first = belay_core::backup(&repo, &location, &opts("as found"), &Silent)?;
     println!(
         "snapshot {}: {} files, {} bytes added",
         first.snapshot.short(),
-        first.summary.files,
-        first.summary.bytes_added
+        first.files,
+        first.bytes_added
     );
 
     // A change, as a user would make it.
     fs::write(folder.join("NOTES.txt"), "changed by the example\n")?;
-    let source = DirSource::new(&folder, vec![], false)?;
-    let second = backup(&repo, &source, &opts(2, "with notes"), &NoProgress)?;
+    let second = belay_core::backup(&repo, &location, &opts("with notes"), &Silent)?;
     println!(
         "snapshot {}: {} files read, {} bytes added",
         second.snapshot.short(),
-        second.summary.files_read,
-        second.summary.bytes_added
+        second.files_read,
+        second.bytes_added
     );
 
-    let old = repo.read_snapshot(&first.snapshot)?.tree;
-    let new = repo.read_snapshot(&second.snapshot)?.tree;
-    for c in diff_trees(&repo, Some(&old), Some(&new), &PathFilter::default())? {
+    let diff = DiffOptions {
+        from: first.snapshot.to_hex(),
+        to: Some(second.snapshot.to_hex()),
+        ..Default::default()
+    };
+    let changes = belay_core::diff(&repo, &diff, &Silent)?;
+    for e in &changes.changes {
         println!(
             "{}\t{}",
-            c.change.letter(),
-            belay_store::path::display(&c.path)
+            e.change.change.letter(),
+            belay_store::path::display(&e.change.path)
         );
     }
+    // The same result, as `belay diff --json` prints it.
+    println!("{}", serde_json::to_string(&changes)?);
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! The crates depend one way (README "Layout"): `belay-source` (the
 //! Source/Sink interface) depends on no other belay crate; the store and
-//! the transport each depend on it and never on each other; only the CLI
-//! knows the terminal. `belay-s3` (the S3 storage) may depend on the store
-//! and the source, never on the transport. Breaking this fails here, not
-//! in review.
+//! the transport each depend on it and never on each other; `belay-core`
+//! (every operation, as a library) sits on the three of them; the CLI on
+//! the core; only the CLI knows the terminal. `belay-s3` (the S3 storage)
+//! may depend on the store and the source, never on the transport.
+//! Breaking this fails here, not in review.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -66,6 +67,17 @@ fn crates_depend_one_way_and_only_the_cli_knows_the_terminal() {
         vec!["belay-source".to_string()],
         "the transport knows nothing of the repository"
     );
+    let mut core = belay(&of("belay-core"));
+    core.sort();
+    assert_eq!(
+        core,
+        ["belay-source", "belay-store", "belay-transport"],
+        "the library sits on the store and the transport, never on the CLI"
+    );
+    assert!(
+        belay(&of("belay-cli")).contains(&"belay-core".to_string()),
+        "the CLI calls the library"
+    );
     let terminal = [
         "clap",
         "indicatif",
@@ -81,7 +93,13 @@ fn crates_depend_one_way_and_only_the_cli_knows_the_terminal() {
         s3.iter().all(|d| d == "belay-store" || d == "belay-source"),
         "belay-s3 depends on {s3:?}: only belay-store / belay-source allowed"
     );
-    for lib in ["belay-source", "belay-store", "belay-transport", "belay-s3"] {
+    for lib in [
+        "belay-source",
+        "belay-store",
+        "belay-transport",
+        "belay-core",
+        "belay-s3",
+    ] {
         for d in of(lib) {
             assert!(
                 !terminal.contains(&d.as_str()),

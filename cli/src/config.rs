@@ -258,16 +258,20 @@ impl Config {
         }
     }
 
+    /// The source names given to boards by unique id, for the library.
+    pub fn board_names(&self) -> belay_core::board::BoardNames {
+        belay_core::board::BoardNames(
+            self.boards
+                .iter()
+                .filter_map(|(n, b)| Some((b.unique_id.clone()?, n.clone())))
+                .collect(),
+        )
+    }
+
     /// The source name given to the board with this unique id.
-    pub fn name_for_unique_id(&self, uid: &str) -> Option<&str> {
-        self.boards
-            .iter()
-            .find(|(_, b)| {
-                b.unique_id
-                    .as_deref()
-                    .is_some_and(|u| u.eq_ignore_ascii_case(uid))
-            })
-            .map(|(n, _)| n.as_str())
+    #[cfg(test)]
+    fn name_for_unique_id(&self, uid: &str) -> Option<String> {
+        self.board_names().for_unique_id(uid).map(str::to_string)
     }
 
     /// The retention policy for a source: its own, else `"*"`.
@@ -312,7 +316,10 @@ keep-last = 3
             "serial:/dev/ttyACM0"
         );
         assert_eq!(c.location("greenhouse-3", false), "greenhouse-3");
-        assert_eq!(c.name_for_unique_id("e6614103e7452d2f"), Some("pico-7"));
+        assert_eq!(
+            c.name_for_unique_id("e6614103e7452d2f").as_deref(),
+            Some("pico-7")
+        );
         assert_eq!(c.retention_for("pico-7").unwrap().last, Some(3));
         assert_eq!(c.retention_for("other").unwrap().daily, Some(7));
     }

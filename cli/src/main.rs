@@ -3,7 +3,6 @@
 //! 3 integrity problem, 130 interrupted).
 
 mod args;
-mod board;
 mod commands;
 mod config;
 mod journal;

@@ -1,11 +1,7 @@
 //! Formatting shared by commands: times, sizes, modes, JSON.
 
-use belay_store::ObjectId;
-use belay_store::snapshot::{META_RESTORED_FROM, Snapshot};
 use belay_store::tree::{Node, TreeEntry};
 use std::io::Write;
-
-use serde_json::{Value, json};
 
 pub fn time_ns(ns: i64) -> String {
     match jiff::Timestamp::from_nanosecond(ns as i128) {
@@ -15,12 +11,6 @@ pub fn time_ns(ns: i64) -> String {
             .to_string(),
         Err(_) => "?".into(),
     }
-}
-
-pub fn rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(ns as i128)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 pub fn size(n: u64) -> String {
@@ -46,42 +36,14 @@ pub fn mode_string(e: &TreeEntry) -> String {
     s
 }
 
-pub fn snapshot_json(id: &ObjectId, s: &Snapshot, tags: &[String]) -> Value {
-    let mut v = json!({
-        "id": id.to_hex(),
-        "parents": s.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
-        "time": rfc3339(s.time_ns),
-        "source": s.source,
-        "message": s.message,
-        "tags": tags,
-    });
-    // Only on snapshots made around a restore (other output stays as it was).
-    let o = v.as_object_mut().expect("an object");
-    if s.is_safety() {
-        o.insert("safety".into(), json!(true));
-    }
-    if let Some(r) = s.meta_value(META_RESTORED_FROM) {
-        o.insert("restored_from".into(), json!(r));
-    }
-    v
-}
-
-/// What a snapshot is, when belay made it around a restore (for `log`).
-pub fn restore_role(s: &Snapshot) -> Option<&'static str> {
-    if s.is_safety() {
-        Some("safety snapshot")
-    } else if s.meta_value(META_RESTORED_FROM).is_some() {
-        Some("restored")
-    } else {
-        None
-    }
-}
-
-/// Print one JSON document on stdout. A closed stdout is an error the
-/// caller passes up (main ends quietly on a broken pipe).
+/// Print one JSON document on stdout, its object keys in sorted order
+/// (a typed result prints as its `serde_json::Value` always has). A closed
+/// stdout is an error the caller passes up (main ends quietly on a broken
+/// pipe).
 pub fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> std::io::Result<()> {
+    let v = serde_json::to_value(v)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
+    serde_json::to_writer_pretty(&mut out, &v)?;
     writeln!(out)?;
     out.flush()
 }

@@ -163,3 +163,139 @@ impl RestoreProgress for Progress {
         self.one_file_done()
     }
 }
+
+impl belay_core::Bar for Progress {
+    fn hash_reporter(&self) -> Option<HashProgressFn> {
+        Some(Progress::hash_reporter(self))
+    }
+    fn finish(&self) {
+        Progress::finish(self)
+    }
+}
+
+/// A spinner on stderr while a live source is walked and hashed (only on a
+/// terminal, never with -q or --json).
+pub struct Spinner(ProgressBar);
+
+impl Spinner {
+    pub fn new(quiet: bool, msg: String) -> Spinner {
+        let bar = ProgressBar::hidden();
+        if !quiet && std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+            );
+            bar.set_message(msg);
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+        Spinner(bar)
+    }
+}
+
+impl BackupProgress for Spinner {}
+impl RestoreProgress for Spinner {}
+impl belay_core::Bar for Spinner {
+    fn finish(&self) {
+        self.0.finish_and_clear()
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear()
+    }
+}
+
+/// A spinner on stderr with a phase and an object count (only on a terminal,
+/// without -q or --json).
+pub(crate) struct ObjectCounter {
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl ObjectCounter {
+    pub(crate) fn new(ctx: &crate::commands::Ctx, verb: &'static str) -> ObjectCounter {
+        let quiet = ctx.quiet || ctx.json;
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        if !quiet && std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {msg}: {pos} objects ({per_sec})")
+                .expect("valid template"),
+        );
+        bar.set_prefix(verb);
+        ObjectCounter { bar, quiet }
+    }
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl belay_store::gc::Progress for ObjectCounter {
+    fn phase(&self, name: &str) {
+        self.bar.set_message(name.to_string());
+    }
+    fn objects(&self, n: u64) {
+        self.bar.inc(n);
+    }
+    fn warn(&self, msg: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("warning: {msg}"));
+        }
+    }
+}
+
+impl belay_core::Counter for ObjectCounter {
+    fn finish(&self) {
+        ObjectCounter::finish(self)
+    }
+}
+
+/// The library's progress, shown as the CLI shows it: notes only at a
+/// terminal, outcome lines on stdout (not with -q or --json), warnings on
+/// stderr (not with -q), details with -v, bars from [`Progress`].
+impl belay_core::Progress for crate::commands::Ctx {
+    fn note(&self, msg: &str) {
+        crate::commands::Ctx::note(self, msg)
+    }
+    fn info(&self, msg: &str) {
+        crate::commands::Ctx::info(self, msg)
+    }
+    fn warn(&self, msg: &str) {
+        crate::commands::Ctx::warn(self, msg)
+    }
+    fn detail(&self, msg: &str) {
+        if self.verbose > 0 {
+            eprintln!("{msg}");
+        }
+    }
+    fn bar(&self, verb: &'static str, logged: bool) -> Box<dyn belay_core::Bar + '_> {
+        let p = Progress::new(self.quiet || self.json, verb);
+        Box::new(if logged { p.logged(self.verbose) } else { p })
+    }
+    fn spinner(&self, what: &str) -> Box<dyn belay_core::Bar + '_> {
+        Box::new(Spinner::new(
+            self.quiet || self.json,
+            format!("comparing with {what}…"),
+        ))
+    }
+    fn counter(&self, verb: &'static str) -> Box<dyn belay_core::Counter + '_> {
+        Box::new(ObjectCounter::new(self, verb))
+    }
+    fn confirm(&self, what: &str) -> bool {
+        use std::io::Write;
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() || self.json {
+            return true;
+        }
+        eprintln!("{what}");
+        eprint!("continue? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() {
+            return false;
+        }
+        matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES")
+    }
+}

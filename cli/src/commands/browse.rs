@@ -1,86 +1,25 @@
 //! `belay ls` and `belay cat`: reading a snapshot without restoring it.
 
 use super::Ctx;
-use std::io::{Read, Write};
+use std::io::Write;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
+use belay_store::Repo;
 use belay_store::path as bpath;
-use belay_store::restore::ContentReader;
-use belay_store::tree::{Node, TreeEntry};
-use belay_store::{ObjectId, Repo, rev, walk};
-use serde_json::json;
+use belay_store::tree::Node;
 
 use crate::output::{self, print_json};
 
-/// Resolve `REV[:PATH]` to the snapshot id and the entry at PATH (the root
-/// directory when there is no path).
-pub(crate) fn resolve_spec(repo: &Repo, spec: &str) -> Result<(ObjectId, Vec<u8>, TreeEntry)> {
-    let (r, p) = rev::split_path(spec);
-    let id = rev::resolve(repo, r)?;
-    let snap = repo.read_snapshot(&id)?;
-    let path = p.map(bpath::parse_user_path).unwrap_or_default();
-    let entry = walk::lookup(repo, &snap.tree, &path)?.ok_or_else(|| {
-        anyhow!(
-            "{}: no such path in snapshot {}",
-            bpath::display_short(&path),
-            id.short()
-        )
-    })?;
-    Ok((id, path, entry))
-}
-
 pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<()> {
-    let (_, base, entry) = resolve_spec(repo, spec)?;
-    let mut rows: Vec<(Vec<u8>, TreeEntry)> = Vec::new();
-    match &entry.node {
-        Node::Dir { tree } => {
-            if recursive {
-                rows = walk::flatten(repo, tree)?;
-            } else {
-                rows = repo
-                    .read_tree(tree)?
-                    .entries
-                    .into_iter()
-                    .map(|e| (e.name.clone(), e))
-                    .collect();
-            }
-        }
-        _ => rows.push((entry.name.clone(), entry.clone())),
-    }
+    let rows = belay_core::browse::ls(repo, spec, recursive)?;
     if ctx.json {
-        let arr: Vec<_> = rows
-            .iter()
-            .map(|(p, e)| {
-                let full = if matches!(entry.node, Node::Dir { .. }) {
-                    bpath::join(&base, p)
-                } else {
-                    base.clone()
-                };
-                let mut v = json!({
-                    "path": bpath::display(&full),
-                    "type": e.node.kind_name(),
-                    "mode": e.mode,
-                    "size": e.node.size(),
-                    "mtime": e.mtime_ns.map(output::rfc3339),
-                });
-                match &e.node {
-                    Node::File { sha256, .. } => {
-                        v["sha256"] = json!(hex::encode(sha256));
-                    }
-                    Node::Symlink { target } => {
-                        v["target"] = json!(bpath::display(target));
-                    }
-                    Node::Dir { .. } => {}
-                }
-                v
-            })
-            .collect();
-        print_json(&serde_json::Value::Array(arr))?;
+        print_json(&rows)?;
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    for (p, e) in &rows {
-        let mut name = bpath::display(p);
+    for r in &rows {
+        let e = &r.entry;
+        let mut name = bpath::display(&r.name);
         match &e.node {
             Node::Dir { .. } => name.push('/'),
             Node::Symlink { target } => {
@@ -106,35 +45,9 @@ pub(crate) fn ls(ctx: &Ctx, repo: &Repo, spec: &str, recursive: bool) -> Result<
 }
 
 pub(crate) fn cat(repo: &Repo, spec: &str) -> Result<()> {
-    let (_, path, entry) = resolve_spec(repo, spec)?;
-    let Node::File {
-        size,
-        sha256,
-        chunks,
-    } = &entry.node
-    else {
-        bail!(
-            "{} is a {}, not a file (use `belay ls`)",
-            bpath::display(&path),
-            entry.node.kind_name()
-        );
-    };
-    let mut reader = ContentReader::new(repo, chunks, *size, *sha256, &path);
-    let mut out = std::io::stdout().lock();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => match reader.error.take() {
-                Some(err) => return Err(err.into()),
-                None => return Err(e.into()),
-            },
-        };
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n])?;
-    }
-    out.flush()?;
-    Ok(())
+    Ok(belay_core::browse::cat(
+        repo,
+        spec,
+        &mut std::io::stdout().lock(),
+    )?)
 }

@@ -1,4 +1,5 @@
-//! `belay check`: exit code 3 when something is wrong.
+//! `belay check`: parse, call `belay_core::maintenance::check`, print;
+//! exit code 3 when something is wrong.
 
 use super::Ctx;
 
@@ -6,8 +7,7 @@ use std::io::Write;
 
 use anyhow::{Result, anyhow};
 use belay_store::Repo;
-use belay_store::check::{self, ReadData};
-use serde_json::json;
+use belay_store::check::ReadData;
 
 use crate::args::CheckArgs;
 use crate::output::{print_json, size};
@@ -21,33 +21,10 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let spinner = super::gc::Spinner::new(ctx, "check");
-    let r = check::check(repo, read_data, &spinner);
-    spinner.finish();
-    let r = r?;
+    let r = belay_core::maintenance::check(repo, read_data, ctx)?;
     let mut out = std::io::stdout().lock();
     if ctx.json {
-        print_json(&json!({
-            "ok": r.ok(),
-            "snapshots": r.snapshots,
-            "trees": r.trees,
-            "chunks": r.chunks,
-            "chunks_read": r.chunks_read,
-            "bytes_read": r.bytes_read,
-            "unreferenced": r.unreferenced,
-            "indexes": r.indexes,
-            "packs": r.packs,
-            "pack_warnings": r.pack_warnings,
-            "problems": r.problems.iter().map(|p| json!({
-                "kind": p.kind,
-                "object": p.object.map(|o| o.to_hex()),
-                "path": p.path,
-                "message": p.message,
-                "snapshots": p.snapshots.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
-                "files": p.files,
-                "more_files": p.more_files,
-            })).collect::<Vec<_>>(),
-        }))?;
+        print_json(&r)?;
     } else {
         let read = match read_data {
             ReadData::None => String::new(),
@@ -88,7 +65,7 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
                 writeln!(out, "  … and {} more files", p.more_files)?;
             }
         }
-        if r.unreferenced > 0 && r.ok() {
+        if r.unreferenced > 0 && r.ok {
             ctx.info(format!(
                 "{} unreferenced objects (not a problem: gc removes them)",
                 r.unreferenced
@@ -99,17 +76,12 @@ pub(crate) fn check(ctx: &Ctx, repo: &Repo, a: CheckArgs) -> Result<()> {
                 r.unreferenced
             ));
         }
-        if r.ok() {
+        if r.ok {
             ctx.info("no problems found");
         }
     }
-    if !r.ok() {
-        return Err(belay_store::Error::Verify(format!(
-            "check found {} problem{}",
-            r.problems.len(),
-            if r.problems.len() == 1 { "" } else { "s" }
-        ))
-        .into());
+    match r.error() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
-    Ok(())
 }

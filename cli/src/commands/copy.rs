@@ -9,8 +9,8 @@ use belay_store::repo::RefKind;
 
 use super::{Ctx, init_repository, open};
 use crate::args::CopyArgs;
-use crate::commands::gc::Spinner;
 use crate::output::print_json;
+use crate::progress::ObjectCounter;
 
 pub(crate) fn copy(ctx: &Ctx, src: &Repo, a: CopyArgs) -> Result<()> {
     let dst = if a.init {
@@ -40,7 +40,7 @@ pub(crate) fn copy(ctx: &Ctx, src: &Repo, a: CopyArgs) -> Result<()> {
         roots = src.list_snapshots()?;
     }
     let snapshots = copy::with_history(src, &roots)?;
-    let spinner = Spinner::new(ctx, "copy");
+    let spinner = ObjectCounter::new(ctx, "copy");
     let report = copy::copy(src, &dst, &snapshots, &spinner);
     spinner.finish();
     let report = report?;

@@ -1,13 +1,14 @@
-//! `belay forget` and `belay undo-forget`.
+//! `belay forget` and `belay undo-forget`: parse, call
+//! `belay_core::forget`, print.
 
 use super::Ctx;
 
 use std::io::Write;
 
 use anyhow::{Result, anyhow};
-use belay_store::forget::{self, ForgetPlan};
+use belay_core::forget::{ForgetOptions, ForgetWhat};
+use belay_store::Repo;
 use belay_store::retention::{Policy, Within, parse_count};
-use belay_store::{ObjectId, Repo, rev};
 use serde_json::json;
 
 use crate::args::ForgetArgs;
@@ -48,41 +49,15 @@ fn has_keep_flags(a: &ForgetArgs) -> bool {
         || !a.keep_tags.is_empty()
 }
 
-fn plan_json(plan: &ForgetPlan) -> serde_json::Value {
-    let hex = |i: Option<ObjectId>| i.map(|i| i.to_hex());
-    json!(
-        plan.sources
-            .iter()
-            .map(|s| json!({
-                "source": s.source,
-                "policy": s.policy,
-                "head_before": hex(s.head_before),
-                "head_after": hex(s.head_after),
-                "snapshots": s.decisions.iter().map(|d| json!({
-                    "id": d.id.to_hex(),
-                    "time": output::rfc3339(d.time_ns),
-                    "action": if d.keep { "keep" } else { "remove" },
-                    "reasons": d.reasons,
-                })).collect::<Vec<_>>(),
-            }))
-            .collect::<Vec<_>>()
-    )
-}
-
 pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
     if a.undo {
         return undo(ctx, repo);
     }
-    let tz = jiff::tz::TimeZone::system();
     let config = crate::config::get();
     let by_id = !a.snapshots.is_empty();
-    let (plan, described) = if by_id {
-        let ids = a
-            .snapshots
-            .iter()
-            .map(|r| rev::resolve(repo, r))
-            .collect::<belay_store::Result<Vec<ObjectId>>>()?;
-        (forget::plan_ids(repo, &ids)?, "named snapshots".to_string())
+    let per_source = |s: &str| config.retention_for(s);
+    let what = if by_id {
+        ForgetWhat::Snapshots(a.snapshots.clone())
     } else if !has_keep_flags(&a) && config.has_retention() {
         if let Some(s) = &a.source
             && config.retention_for(s).is_none()
@@ -91,57 +66,52 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
                 "the config file has no retention policy for {s:?} (add [retention.{s}] or [retention.\"*\"]), or give --keep-* flags"
             );
         }
-        let plan =
-            forget::plan_per_source(repo, &|s| config.retention_for(s), a.source.as_deref(), &tz)?;
         let from = config
             .path
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        (plan, format!("the policies of {from}"))
+        ForgetWhat::PerSource {
+            policy_for: &per_source,
+            described: format!("the policies of {from}"),
+        }
     } else {
-        let policy = policy(&a)?;
-        let plan = forget::plan(repo, &policy, a.source.as_deref(), &tz)?;
-        (plan, policy.describe())
+        ForgetWhat::Policy(policy(&a)?)
     };
-    let removed = plan.removed().count();
-    let kept = plan.kept_count();
+    let opts = ForgetOptions {
+        what,
+        source: a.source.clone(),
+        dry_run: a.dry_run,
+    };
+    let r = belay_core::forget::forget(repo, &opts)?;
+    let (kept, removed) = (r.kept, r.removed);
     crate::journal::note(&json!({
-        "policy": described,
+        "policy": r.policy,
         "kept": kept,
         "removed": removed,
-        "removed_ids": plan.removed().map(|d| d.id.to_hex()).collect::<Vec<_>>(),
+        "removed_ids": r.removed_ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
         "source": a.source,
     }));
-    let mut out = std::io::stdout().lock();
-    if !a.dry_run {
-        forget::execute(repo, &plan)?;
-    }
     if ctx.json {
-        print_json(&json!({
-            "dry_run": a.dry_run,
-            "policy": described,
-            "kept": kept,
-            "removed": removed,
-            "sources": plan_json(&plan),
-        }))?;
+        print_json(&r)?;
         return Ok(());
     }
+    let mut out = std::io::stdout().lock();
     if !ctx.quiet {
-        for s in &plan.sources {
-            let k = s.decisions.iter().filter(|d| d.keep).count();
+        for s in &r.sources {
+            let k = s.snapshots.iter().filter(|d| d.keep()).count();
             writeln!(
                 out,
                 "{}: keep {k}, remove {} ({})",
                 s.source,
-                s.decisions.len() - k,
+                s.snapshots.len() - k,
                 s.policy
             )?;
             // Naming snapshots: only those removed are worth a line.
-            for d in s.decisions.iter().filter(|d| !by_id || !d.keep) {
+            for d in s.snapshots.iter().filter(|d| !by_id || !d.keep()) {
                 let line = format!(
                     "  {:<6}  {}  {}  {}",
-                    if d.keep { "keep" } else { "remove" },
+                    d.action,
                     d.id.short(),
                     output::time_ns(d.time_ns),
                     d.reasons.join(", ")
@@ -186,17 +156,13 @@ pub(crate) fn forget(ctx: &Ctx, repo: &Repo, a: ForgetArgs) -> Result<()> {
 }
 
 pub(crate) fn undo(ctx: &Ctx, repo: &Repo) -> Result<()> {
-    let r = forget::undo(repo)?;
+    let r = belay_core::forget::undo_forget(repo)?;
     crate::journal::note(&json!({
         "restored": r.restored.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
         "lost": r.lost.len(),
     }));
     if ctx.json {
-        print_json(&json!({
-            "restored": r.restored.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
-            "lost": r.lost.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
-            "heads": r.heads.iter().map(|h| json!({"source": h.source, "before": h.after, "after": h.before})).collect::<Vec<_>>(),
-        }))?;
+        print_json(&r)?;
         return Ok(());
     }
     ctx.info(format!("brought back {} snapshots", r.restored.len()));
@@ -204,7 +170,7 @@ pub(crate) fn undo(ctx: &Ctx, repo: &Repo) -> Result<()> {
         ctx.info(format!(
             "  head {} points at {} again",
             h.source,
-            h.before.as_deref().map(|s| &s[..12]).unwrap_or("?")
+            h.after.as_deref().map(|s| &s[..12]).unwrap_or("?")
         ));
     }
     if !r.lost.is_empty() {

@@ -1,60 +1,18 @@
-//! `belay gc`, and the spinner the maintenance commands share.
+//! `belay gc`, `belay migrate` and `belay unlock`: parse, call
+//! `belay_core::maintenance`, print.
 
 use super::Ctx;
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use belay_store::Repo;
-use belay_store::gc::{self, GcOptions, Progress};
+use belay_store::gc::GcOptions;
 use belay_store::retention::parse_grace;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::args::GcArgs;
 use crate::output::{print_json, size};
-
-/// A spinner on stderr with a phase and an object count (only on a terminal,
-/// without -q or --json).
-pub(crate) struct Spinner {
-    bar: ProgressBar,
-    quiet: bool,
-}
-
-impl Spinner {
-    pub(crate) fn new(ctx: &Ctx, verb: &'static str) -> Spinner {
-        let quiet = ctx.quiet || ctx.json;
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
-        if !quiet && std::io::stderr().is_terminal() {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            bar.enable_steady_tick(Duration::from_millis(120));
-        }
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} {msg}: {pos} objects ({per_sec})")
-                .expect("valid template"),
-        );
-        bar.set_prefix(verb);
-        Spinner { bar, quiet }
-    }
-    pub(crate) fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-impl Progress for Spinner {
-    fn phase(&self, name: &str) {
-        self.bar.set_message(name.to_string());
-    }
-    fn objects(&self, n: u64) {
-        self.bar.inc(n);
-    }
-    fn warn(&self, msg: &str) {
-        if !self.quiet {
-            self.bar.suspend(|| eprintln!("warning: {msg}"));
-        }
-    }
-}
 
 pub(crate) fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -71,22 +29,12 @@ pub(crate) fn human_duration(d: Duration) -> String {
 
 /// `belay migrate`: format 1 → 2 in place.
 pub(crate) fn migrate(ctx: &Ctx, repo: &Repo) -> Result<()> {
-    let spinner = Spinner::new(ctx, "migrate");
-    let r = belay_store::migrate::migrate(repo, &spinner);
-    spinner.finish();
-    let r = r?;
+    let r = belay_core::maintenance::migrate(repo, ctx)?;
     crate::journal::note(&json!({
         "from": r.from, "to": r.to, "objects_packed": r.objects_packed, "packs_written": r.packs_written,
     }));
     if ctx.json {
-        print_json(&json!({
-            "from": r.from,
-            "to": r.to,
-            "already": r.already,
-            "objects_packed": r.objects_packed,
-            "packs_written": r.packs_written,
-            "warnings": r.warnings,
-        }))?;
+        print_json(&r)?;
     } else if r.already {
         ctx.info(format!(
             "{} is already format {}: nothing to do",
@@ -108,27 +56,12 @@ pub(crate) fn migrate(ctx: &Ctx, repo: &Repo) -> Result<()> {
 
 pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
     let grace = parse_grace(&a.grace).map_err(|e| anyhow!("--grace: {e}"))?;
-    let started = std::time::Instant::now();
     let opts = GcOptions {
         dry_run: a.dry_run,
         grace,
         now: a.now,
     };
-    let spinner = Spinner::new(ctx, "gc");
-    let r = gc::gc(repo, &opts, &spinner);
-    spinner.finish();
-    let r = r?;
-    // Fold journal entries older than a week into one file (docs/format.md §12).
-    let compacted = if r.dry_run {
-        0
-    } else {
-        let week_ago =
-            jiff::Timestamp::now().as_nanosecond() as i64 - 7 * 24 * 3600 * 1_000_000_000;
-        belay_store::journal::compact(repo, week_ago).unwrap_or_else(|e| {
-            ctx.warn(format!("could not compact the journal: {e}"));
-            0
-        })
-    };
+    let r = belay_core::maintenance::gc(repo, &opts, ctx)?;
     crate::journal::note(&json!({
         "generation": r.generation,
         "live_objects": r.live_objects,
@@ -137,43 +70,11 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
         "condemned_objects": r.condemned_objects,
         "condemned_bytes": r.condemned_bytes,
         "trash_emptied": r.trash_emptied,
-        "journal_files_compacted": compacted,
+        "journal_files_compacted": r.journal_files_compacted,
     }));
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = r.seconds;
     if ctx.json {
-        print_json(&json!({
-            "dry_run": r.dry_run,
-            "generation": r.generation,
-            "roots": r.roots,
-            "objects": r.objects,
-            "bytes": r.bytes,
-            "live_objects": r.live_objects,
-            "live_bytes": r.live_bytes,
-            "deleted_objects": r.deleted_objects,
-            "deleted_bytes": r.deleted_bytes,
-            "condemned_objects": r.condemned_objects,
-            "condemned_bytes": r.condemned_bytes,
-            "pending_objects": r.pending_objects,
-            "pending_bytes": r.pending_bytes,
-            "next_deletion_in_seconds": r.next_deletion_in.map(|d| d.as_secs()),
-            "postponed_by": r.postponed_by,
-            "deleted_while_backups_ran": r.deleted_while_backups_ran,
-            "stale_sessions_removed": r.stale_sessions_removed,
-            "trash_emptied": r.trash_emptied,
-            "trash_kept": r.trash_kept,
-            "trash_expires_in_seconds": r.trash_expires_in.map(|d| d.as_secs()),
-            "temp_files_removed": r.temp_files_removed,
-            "packs": r.packs.packs,
-            "packs_live": r.packs.packs_live,
-            "packs_repacked": r.packs.packs_repacked,
-            "packs_written": r.packs.packs_written,
-            "objects_repacked": r.packs.objects_repacked,
-            "bytes_repacked": r.packs.bytes_repacked,
-            "loose_packed": r.packs.loose_packed,
-            "indexes_superseded": r.packs.indexes_superseded,
-            "warnings": r.warnings,
-            "seconds": seconds,
-        }))?;
+        print_json(&r)?;
         return Ok(());
     }
     let would = if r.dry_run { "would be " } else { "" };
@@ -278,27 +179,16 @@ pub(crate) fn gc(ctx: &Ctx, repo: &Repo, a: GcArgs) -> Result<()> {
 
 /// `belay unlock`.
 pub(crate) fn unlock(ctx: &Ctx, repo: &Repo, remove_all: bool) -> Result<()> {
-    let done = belay_store::session::unlock(repo, remove_all)?;
-    let describe = |a: &belay_store::session::Active| {
-        a.owner
-            .as_ref()
-            .map(|o| o.to_string())
-            .unwrap_or_else(|| "an unknown process".into())
-    };
+    let done = belay_core::maintenance::unlock(repo, remove_all)?;
     if ctx.json {
-        let list = |v: &[belay_store::session::Active]| -> Vec<serde_json::Value> {
-            v.iter()
-                .map(|a| json!({"path": a.path, "owner": describe(a), "stale": a.stale}))
-                .collect()
-        };
-        print_json(&json!({"removed": list(&done.removed), "kept": list(&done.kept)}))?;
+        print_json(&done)?;
         return Ok(());
     }
     for a in &done.removed {
         ctx.info(format!(
             "removed {} ({}{})",
             a.path.display(),
-            describe(a),
+            a.owner,
             if a.stale { ", gone" } else { "" }
         ));
     }
@@ -306,7 +196,7 @@ pub(crate) fn unlock(ctx: &Ctx, repo: &Repo, remove_all: bool) -> Result<()> {
         ctx.warn(format!(
             "kept {}: {} still runs (`belay unlock --remove-all` if you are sure it does not)",
             a.path.display(),
-            describe(a)
+            a.owner
         ));
     }
     if done.removed.is_empty() && done.kept.is_empty() {

@@ -7,6 +7,7 @@ mod backup;
 mod browse;
 mod check;
 mod copy;
+mod devices;
 mod diff;
 mod find;
 mod forget;
@@ -31,8 +32,6 @@ use serde_json::json;
 
 use crate::args::{Cli, Command};
 use crate::output::print_json;
-
-pub(crate) use browse::resolve_spec;
 
 pub fn run(mut cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
@@ -64,17 +63,7 @@ pub fn run(mut cli: Cli) -> Result<ExitCode> {
 /// The error chain on one line, without repeating a cause whose text an
 /// outer message already includes.
 pub(crate) fn error_line(err: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for e in err.chain() {
-        let s = e.to_string();
-        if !msg.contains(&s) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&s);
-        }
-    }
-    msg
+    belay_core::error_line(err.as_ref())
 }
 
 fn dispatch(
@@ -107,7 +96,7 @@ fn dispatch(
         Command::Rename { old, new, force } => {
             sources::rename(ctx, &open(&repo_path()?)?, &old, &new, force)
         }
-        Command::Devices => crate::board::devices(ctx),
+        Command::Devices => devices::devices(ctx),
         Command::Watch(a) => watch::watch(ctx, &repo_path()?, a),
         Command::Diff(a) => return diff::diff(ctx, &open(&repo_path()?)?, a),
         Command::Tag(a) => tags::tag(ctx, &open(&repo_path()?)?, a),
@@ -279,20 +268,4 @@ pub(crate) fn init(ctx: &Ctx, path: &Path, format: u64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn now_ns() -> i64 {
-    jiff::Timestamp::now().as_nanosecond() as i64
-}
-
-/// The host name recorded in snapshots (gethostname(2)).
-pub(crate) fn hostname() -> String {
-    let h = gethostname::gethostname()
-        .to_string_lossy()
-        .trim()
-        .to_string();
-    if h.is_empty() { "unknown".into() } else { h }
-}
-
-/// The user recorded in snapshots (the account name; empty when unknown).
-pub(crate) fn username() -> String {
-    whoami::username().unwrap_or_default()
-}
+pub(crate) use belay_core::who::{hostname, username};

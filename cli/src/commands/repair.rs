@@ -5,15 +5,9 @@ use super::Ctx;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::Result;
 use belay_store::Repo;
 use belay_store::check::ReadData;
-use belay_store::path;
-use belay_store::repair::{self, RepairReport};
-use belay_store::source::Source;
-use belay_transport::Location;
-use belay_transport::dir::DirSource;
-use serde_json::json;
 
 use crate::output::print_json;
 
@@ -28,63 +22,9 @@ pub(crate) fn repair(
     } else {
         ReadData::None
     };
-    let mut folders: Vec<DirSource> = Vec::new();
-    let mut boards: Vec<(String, u32)> = Vec::new();
-    for s in sources {
-        match Location::parse(s).map_err(|e| anyhow!("{e}"))? {
-            Location::Dir(p) => {
-                let mut d = DirSource::new(&p, Vec::new(), true)
-                    .with_context(|| format!("cannot read {}", p.display()))?;
-                d.skip_path(repo.root());
-                folders.push(d);
-            }
-            Location::Serial { port, baud } => boards.push((port, baud)),
-        }
-    }
-    let spinner = super::gc::Spinner::new(ctx, "repair");
-    // Each board in its own session, nested so that every source is open
-    // while repair runs.
-    fn with_boards(
-        ctx: &Ctx,
-        boards: &[(String, u32)],
-        open: &[&dyn Source],
-        f: &mut dyn FnMut(&[&dyn Source]) -> Result<RepairReport>,
-    ) -> Result<RepairReport> {
-        match boards.split_first() {
-            None => f(open),
-            Some(((port, baud), rest)) => crate::board::with_source(ctx, port, *baud, |b| {
-                let mut all = open.to_vec();
-                all.push(b);
-                with_boards(ctx, rest, &all, f)
-            }),
-        }
-    }
-    let folders: Vec<&dyn Source> = folders.iter().map(|f| f as &dyn Source).collect();
-    let report = with_boards(ctx, &boards, &folders, &mut |all| {
-        Ok(repair::repair(repo, all, read_data, &spinner)?)
-    });
-    spinner.finish();
-    let r = report?;
-    let lost_json: Vec<serde_json::Value> = r
-        .lost
-        .iter()
-        .map(|l| {
-            json!({
-                "snapshot": l.snapshot.to_hex(),
-                "source": l.source,
-                "path": path::display(&l.path),
-                "objects": l.objects.iter().map(|o| o.to_hex()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let r = belay_core::maintenance::repair(repo, sources, read_data, ctx)?;
     if ctx.json {
-        print_json(&json!({
-            "ok": r.lost.is_empty(),
-            "damaged": r.damaged,
-            "restored": r.restored,
-            "files_read": r.files_read,
-            "lost": lost_json,
-        }))?;
+        print_json(&r)?;
     } else {
         ctx.info(format!(
             "{} objects missing or damaged; {} stored again from the sources ({} files read)",
@@ -92,9 +32,9 @@ pub(crate) fn repair(
         ));
         for l in &r.lost {
             let what = if l.path.is_empty() {
-                "the whole snapshot".to_string()
+                "the whole snapshot"
             } else {
-                path::display(&l.path)
+                &l.path
             };
             ctx.info(format!(
                 "lost: {}@{}:{what} ({} object{} no source has)",

@@ -1,53 +1,21 @@
-//! `belay stats [REV]`.
+//! `belay stats [REV]`: parse, call `belay_core::stats`, print.
 
 use super::Ctx;
 
 use std::io::Write;
 
 use anyhow::Result;
-use belay_store::{Repo, rev, stats};
-use serde_json::json;
+use belay_store::Repo;
 
 use crate::output::{self, print_json, size};
 
 pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
-    let only = r.map(|r| rev::resolve(repo, r)).transpose()?;
-    let spinner = super::gc::Spinner::new(ctx, "stats");
-    let st = stats::stats(repo, only, &spinner);
-    spinner.finish();
-    let st = st?;
-    let mut out = std::io::stdout().lock();
-    let growth: Vec<_> = st
-        .growth
-        .iter()
-        .map(|g| {
-            json!({
-                "id": g.id.to_hex(), "source": g.source, "time": output::rfc3339(g.time_ns),
-                "files": g.files, "bytes": g.bytes,
-                "new_objects": g.new_objects, "new_bytes": g.new_bytes,
-            })
-        })
-        .collect();
+    let st = belay_core::stats::stats(repo, r, ctx)?;
     if ctx.json {
-        print_json(&json!({
-            "snapshots": st.snapshots,
-            "sources": st.sources,
-            "files": st.files,
-            "raw_bytes": st.raw_bytes,
-            "unique_bytes": st.unique_bytes,
-            "stored_bytes": st.stored_bytes,
-            "allocated_bytes": st.allocated_bytes,
-            "chunks": st.chunks,
-            "trees": st.trees,
-            "dedup_ratio": st.dedup_ratio(),
-            "compression_ratio": st.compression_ratio(),
-            "repository_objects": st.repo_objects,
-            "repository_bytes": st.repo_bytes,
-            "exclusive_bytes": st.exclusive_bytes,
-            "growth": growth,
-        }))?;
+        print_json(&st)?;
         return Ok(());
     }
+    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "Snapshots:       {} of {} sources",
@@ -75,8 +43,7 @@ pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
     writeln!(
         out,
         "Dedup ratio:     {:.2}x   compression ratio: {:.2}x",
-        st.dedup_ratio(),
-        st.compression_ratio()
+        st.dedup_ratio, st.compression_ratio
     )?;
     if let Some(x) = st.exclusive_bytes {
         writeln!(
@@ -88,10 +55,10 @@ pub(crate) fn stats(ctx: &Ctx, repo: &Repo, r: Option<&str>) -> Result<()> {
     writeln!(
         out,
         "Repository:      {} objects, {} (including unreferenced ones gc has yet to remove)",
-        st.repo_objects,
-        size(st.repo_bytes)
+        st.repository_objects,
+        size(st.repository_bytes)
     )?;
-    if only.is_none() && !st.growth.is_empty() {
+    if st.only.is_none() && !st.growth.is_empty() {
         writeln!(out)?;
         writeln!(out, "Growth per snapshot (oldest first):")?;
         for g in &st.growth {

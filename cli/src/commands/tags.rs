@@ -1,92 +1,51 @@
-//! `belay tag` and `belay tags`: names for snapshots (refs/tags/NAME).
+//! `belay tag` and `belay tags`: parse, call `belay_core::tags`, print.
 
 use super::Ctx;
 use std::io::Write;
 
-use anyhow::{Result, anyhow, bail};
-use belay_store::repo::RefKind;
-use belay_store::{Repo, rev, tags};
-use serde_json::{Value, json};
+use anyhow::Result;
+use belay_store::Repo;
+use serde_json::json;
 
 use crate::args::TagArgs;
 use crate::output::{self, print_json};
-
-/// JSON of a tag: name, snapshot, source, time, message.
-fn tag_json(repo: &Repo, t: &tags::Tag) -> Value {
-    let snap = repo
-        .has_object(&t.snapshot)
-        .then(|| repo.read_snapshot(&t.snapshot).ok())
-        .flatten();
-    json!({
-        "name": t.name,
-        "snapshot": t.snapshot.to_hex(),
-        "source": snap.as_ref().map(|s| s.source.clone()),
-        "time": snap.as_ref().map(|s| output::rfc3339(s.time_ns)),
-        "message": t.message,
-        "forgotten": snap.is_none(),
-    })
-}
 
 pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
     let Some(name) = a.name else {
         return list(ctx, repo);
     };
     if a.delete {
-        let t = tags::delete(repo, &name)?
-            .ok_or_else(|| anyhow!("no tag named {name:?} (`belay tags` lists them)"))?;
+        let t = belay_core::tags::delete(repo, &name)?;
         crate::journal::note(
             &json!({"tag": name, "action": "delete", "snapshot": t.snapshot.to_hex()}),
         );
         if ctx.json {
-            print_json(&json!({"tag": name, "deleted": true, "snapshot": t.snapshot.to_hex()}))?;
+            print_json(&t)?;
         } else {
             ctx.info(format!("deleted tag {name} (was {})", t.snapshot.short()));
         }
         return Ok(());
     }
-    belay_store::repo::validate_ref_name(&name)?;
-    if repo.read_ref(RefKind::Head, &name)?.is_some() {
-        bail!(
-            "a source is named {name:?}: a tag of the same name would hide its latest snapshot in revisions; choose another name"
-        );
-    }
-    let id = match &a.rev {
-        Some(r) => rev::resolve(repo, r)?,
-        None => rev::only_head(repo, &format!("belay tag {name}"))?,
-    };
-    let snap = repo.read_snapshot(&id)?;
     let message = a.message.clone().unwrap_or_default();
-    let previous = tags::write(repo, &name, &id, &message, a.force)?;
+    let t = belay_core::tags::tag(repo, &name, a.rev.as_deref(), &message, a.force)?;
+    let id = t.snapshot;
     crate::journal::note(&json!({
         "tag": name,
-        "action": if previous.is_some() { "move" } else { "create" },
+        "action": if t.previous.is_some() { "move" } else { "create" },
         "snapshot": id.to_hex(),
-        "previous": previous.map(|p| p.to_hex()),
-        "source": snap.source,
+        "previous": t.previous.map(|p| p.to_hex()),
+        "source": t.source,
     }));
     if ctx.json {
-        let mut v = tag_json(
-            repo,
-            &tags::Tag {
-                name: name.clone(),
-                snapshot: id,
-                message: message.trim_end().to_string(),
-            },
-        );
-        let o = v.as_object_mut().unwrap();
-        o.remove("forgotten");
-        o.insert("tag".into(), json!(name));
-        o.remove("name");
-        o.insert("previous".into(), json!(previous.map(|p| p.to_hex())));
-        print_json(&v)?;
+        print_json(&t)?;
     } else {
         let what = format!(
             "{} ({}, {})",
             id.short(),
-            snap.source,
-            output::time_ns(snap.time_ns)
+            t.source.as_deref().unwrap_or_default(),
+            output::time_ns(t.time_ns.unwrap_or_default())
         );
-        match previous {
+        match t.previous {
             Some(p) if p == id => ctx.info(format!("tag {name} already on {what}")),
             Some(p) => ctx.info(format!("moved tag {name} from {} to {what}", p.short())),
             None => ctx.info(format!("tagged {what} as {name}")),
@@ -96,10 +55,9 @@ pub(crate) fn tag(ctx: &Ctx, repo: &Repo, a: TagArgs) -> Result<()> {
 }
 
 pub(crate) fn list(ctx: &Ctx, repo: &Repo) -> Result<()> {
-    let all = tags::list(repo)?;
+    let all = belay_core::tags::list(repo)?;
     if ctx.json {
-        let arr: Vec<Value> = all.iter().map(|t| tag_json(repo, t)).collect();
-        print_json(&Value::Array(arr))?;
+        print_json(&all)?;
         return Ok(());
     }
     let width = all
@@ -109,13 +67,9 @@ pub(crate) fn list(ctx: &Ctx, repo: &Repo) -> Result<()> {
         .unwrap_or(0);
     let mut out = std::io::stdout().lock();
     for t in &all {
-        let snap = repo
-            .has_object(&t.snapshot)
-            .then(|| repo.read_snapshot(&t.snapshot).ok())
-            .flatten();
-        let (source, when) = match &snap {
-            Some(s) => (s.source.clone(), output::time_ns(s.time_ns)),
-            None => ("?".to_string(), "(forgotten)".to_string()),
+        let (source, when) = match (&t.source, t.time_ns) {
+            (Some(s), Some(ns)) => (s.clone(), output::time_ns(ns)),
+            _ => ("?".to_string(), "(forgotten)".to_string()),
         };
         let msg = t.message.lines().next().unwrap_or("");
         writeln!(

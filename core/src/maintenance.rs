@@ -1,0 +1,376 @@
+//! Keeping a repository healthy: `gc` (sweep what nothing reaches, repack,
+//! compact the journal), `check` (every reachable object is there and
+//! decodes; with read-data, re-hashed) and `migrate` (format 1 → 2).
+
+use std::time::{Duration, Instant};
+
+use belay_store::ObjectId;
+use belay_store::Repo;
+use belay_store::check::{self, ReadData};
+use belay_store::gc::{self, GcOptions};
+use belay_store::repack::PackFigures;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::progress::Progress;
+
+/// What `gc` did (or would do, with `dry_run`); `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct GcResult {
+    pub dry_run: bool,
+    pub generation: u64,
+    pub roots: u64,
+    pub objects: u64,
+    pub bytes: u64,
+    pub live_objects: u64,
+    pub live_bytes: u64,
+    pub deleted_objects: u64,
+    pub deleted_bytes: u64,
+    pub condemned_objects: u64,
+    pub condemned_bytes: u64,
+    pub pending_objects: u64,
+    pub pending_bytes: u64,
+    pub next_deletion_in_seconds: Option<u64>,
+    /// When the oldest pending condemnation becomes deletable.
+    #[serde(skip)]
+    pub next_deletion_in: Option<Duration>,
+    pub postponed_by: Vec<String>,
+    pub deleted_while_backups_ran: bool,
+    pub stale_sessions_removed: u64,
+    pub trash_emptied: u64,
+    pub trash_kept: u64,
+    pub trash_expires_in_seconds: Option<u64>,
+    #[serde(skip)]
+    pub trash_expires_in: Option<Duration>,
+    pub temp_files_removed: u64,
+    #[serde(flatten)]
+    pub packs: PackJson,
+    pub warnings: Vec<String>,
+    /// Journal files folded into one (entries older than a week).
+    #[serde(skip)]
+    pub journal_files_compacted: usize,
+    pub seconds: f64,
+}
+
+/// What gc found and did to packs (format 2).
+#[derive(Clone, Debug, Serialize)]
+pub struct PackJson {
+    pub packs: u64,
+    pub packs_live: u64,
+    pub packs_repacked: u64,
+    pub packs_written: u64,
+    pub objects_repacked: u64,
+    pub bytes_repacked: u64,
+    pub loose_packed: u64,
+    pub indexes_superseded: u64,
+}
+
+impl From<PackFigures> for PackJson {
+    fn from(p: PackFigures) -> PackJson {
+        PackJson {
+            packs: p.packs,
+            packs_live: p.packs_live,
+            packs_repacked: p.packs_repacked,
+            packs_written: p.packs_written,
+            objects_repacked: p.objects_repacked,
+            bytes_repacked: p.bytes_repacked,
+            loose_packed: p.loose_packed,
+            indexes_superseded: p.indexes_superseded,
+        }
+    }
+}
+
+/// Sweep what no snapshot or ref reaches (after the grace period),
+/// repack sparse packs, empty the trash of old forgets, and fold journal
+/// entries older than a week into one file (docs/format.md §12).
+pub fn gc(repo: &Repo, opts: &GcOptions, p: &dyn Progress) -> Result<GcResult> {
+    let started = Instant::now();
+    let counter = p.counter("gc");
+    let r = gc::gc(repo, opts, &*counter);
+    counter.finish();
+    drop(counter);
+    let r = r?;
+    let compacted = if r.dry_run {
+        0
+    } else {
+        let week_ago = crate::who::now_ns() - 7 * 24 * 3600 * 1_000_000_000;
+        belay_store::journal::compact(repo, week_ago).unwrap_or_else(|e| {
+            p.warn(&format!("could not compact the journal: {e}"));
+            0
+        })
+    };
+    Ok(GcResult {
+        dry_run: r.dry_run,
+        generation: r.generation,
+        roots: r.roots,
+        objects: r.objects,
+        bytes: r.bytes,
+        live_objects: r.live_objects,
+        live_bytes: r.live_bytes,
+        deleted_objects: r.deleted_objects,
+        deleted_bytes: r.deleted_bytes,
+        condemned_objects: r.condemned_objects,
+        condemned_bytes: r.condemned_bytes,
+        pending_objects: r.pending_objects,
+        pending_bytes: r.pending_bytes,
+        next_deletion_in_seconds: r.next_deletion_in.map(|d| d.as_secs()),
+        next_deletion_in: r.next_deletion_in,
+        postponed_by: r.postponed_by,
+        deleted_while_backups_ran: r.deleted_while_backups_ran,
+        stale_sessions_removed: r.stale_sessions_removed,
+        trash_emptied: r.trash_emptied,
+        trash_kept: r.trash_kept,
+        trash_expires_in_seconds: r.trash_expires_in.map(|d| d.as_secs()),
+        trash_expires_in: r.trash_expires_in,
+        temp_files_removed: r.temp_files_removed,
+        packs: r.packs.into(),
+        warnings: r.warnings,
+        journal_files_compacted: compacted,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One problem `check` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckProblem {
+    pub kind: &'static str,
+    #[serde(serialize_with = "crate::json::opt_id")]
+    pub object: Option<ObjectId>,
+    pub path: std::path::PathBuf,
+    pub message: String,
+    #[serde(serialize_with = "crate::json::ids")]
+    pub snapshots: Vec<ObjectId>,
+    pub files: Vec<String>,
+    pub more_files: u64,
+}
+
+/// What `check` found; `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub ok: bool,
+    pub snapshots: u64,
+    pub trees: u64,
+    pub chunks: u64,
+    pub chunks_read: u64,
+    pub bytes_read: u64,
+    pub unreferenced: u64,
+    pub indexes: u64,
+    pub packs: u64,
+    pub pack_warnings: Vec<String>,
+    pub problems: Vec<CheckProblem>,
+}
+
+impl CheckResult {
+    /// The integrity error a failed check ends with (none when it is ok).
+    pub fn error(&self) -> Option<Error> {
+        (!self.ok).then(|| {
+            belay_store::Error::Verify(format!(
+                "check found {} problem{}",
+                self.problems.len(),
+                if self.problems.len() == 1 { "" } else { "s" }
+            ))
+            .into()
+        })
+    }
+}
+
+use crate::error::Error;
+
+/// Check that every object a snapshot or ref reaches is there and
+/// decodes; with `read_data`, read and re-hash chunks too.
+pub fn check(repo: &Repo, read_data: ReadData, p: &dyn Progress) -> Result<CheckResult> {
+    let counter = p.counter("check");
+    let r = check::check(repo, read_data, &*counter);
+    counter.finish();
+    drop(counter);
+    let r = r?;
+    Ok(CheckResult {
+        ok: r.ok(),
+        snapshots: r.snapshots,
+        trees: r.trees,
+        chunks: r.chunks,
+        chunks_read: r.chunks_read,
+        bytes_read: r.bytes_read,
+        unreferenced: r.unreferenced,
+        indexes: r.indexes,
+        packs: r.packs,
+        pack_warnings: r.pack_warnings,
+        problems: r
+            .problems
+            .into_iter()
+            .map(|p| CheckProblem {
+                kind: p.kind,
+                object: p.object,
+                path: p.path,
+                message: p.message,
+                snapshots: p.snapshots,
+                files: p.files,
+                more_files: p.more_files,
+            })
+            .collect(),
+    })
+}
+
+/// What `migrate` did; `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrateResult {
+    pub from: u64,
+    pub to: u64,
+    pub already: bool,
+    pub objects_packed: u64,
+    pub packs_written: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Format 1 → 2 in place.
+pub fn migrate(repo: &Repo, p: &dyn Progress) -> Result<MigrateResult> {
+    let counter = p.counter("migrate");
+    let r = belay_store::migrate::migrate(repo, &*counter);
+    counter.finish();
+    drop(counter);
+    let r = r?;
+    Ok(MigrateResult {
+        from: r.from,
+        to: r.to,
+        already: r.already,
+        objects_packed: r.objects_packed,
+        packs_written: r.packs_written,
+        warnings: r.warnings,
+    })
+}
+
+/// A lock or backup session file, as `unlock` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockInfo {
+    pub path: std::path::PathBuf,
+    /// Who holds it ("an unknown process" when it does not say).
+    pub owner: String,
+    /// Its process is gone.
+    pub stale: bool,
+}
+
+/// What `unlock` did; `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnlockResult {
+    pub removed: Vec<LockInfo>,
+    /// Files of processes that still run, left in place.
+    pub kept: Vec<LockInfo>,
+}
+
+/// Remove the gc lock, the deletion mark and backup session files whose
+/// process is gone (restic's `unlock`); with `remove_all`, every one.
+pub fn unlock(repo: &Repo, remove_all: bool) -> Result<UnlockResult> {
+    let done = belay_store::session::unlock(repo, remove_all)?;
+    let info = |v: Vec<belay_store::session::Active>| -> Vec<LockInfo> {
+        v.into_iter()
+            .map(|a| LockInfo {
+                owner: a
+                    .owner
+                    .as_ref()
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "an unknown process".into()),
+                path: a.path,
+                stale: a.stale,
+            })
+            .collect()
+    };
+    Ok(UnlockResult {
+        removed: info(done.removed),
+        kept: info(done.kept),
+    })
+}
+
+/// A file or directory no source could give back.
+#[derive(Clone, Debug, Serialize)]
+pub struct LostEntry {
+    #[serde(serialize_with = "crate::json::id")]
+    pub snapshot: ObjectId,
+    pub source: String,
+    /// Empty: the whole snapshot.
+    pub path: String,
+    #[serde(serialize_with = "crate::json::ids")]
+    pub objects: Vec<ObjectId>,
+}
+
+/// What `repair` did; `--json` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RepairResult {
+    /// Nothing is lost for good.
+    pub ok: bool,
+    /// Objects found missing or damaged.
+    pub damaged: u64,
+    /// Of those, stored again from a source.
+    pub restored: u64,
+    pub files_read: u64,
+    pub lost: Vec<LostEntry>,
+}
+
+/// Store again what the repository lacks, from live folders and boards
+/// (`sources`, as the user gave them: `dir:PATH`, a path, `serial:PORT`);
+/// each board in its own session, all open while repair runs.
+pub fn repair(
+    repo: &Repo,
+    sources: &[String],
+    read_data: ReadData,
+    p: &dyn Progress,
+) -> Result<RepairResult> {
+    use belay_store::source::Source;
+    use belay_transport::Location;
+    use belay_transport::dir::DirSource;
+
+    let mut folders: Vec<DirSource> = Vec::new();
+    let mut boards: Vec<(String, u32)> = Vec::new();
+    for s in sources {
+        match Location::parse(s).map_err(Error::Invalid)? {
+            Location::Dir(path) => {
+                let mut d = DirSource::new(&path, Vec::new(), true).map_err(|e| {
+                    Error::from(e).context(format!("cannot read {}", path.display()))
+                })?;
+                d.skip_path(repo.root());
+                folders.push(d);
+            }
+            Location::Serial { port, baud } => boards.push((port, baud)),
+        }
+    }
+    fn with_boards(
+        boards: &[(String, u32)],
+        open: &[&dyn Source],
+        p: &dyn Progress,
+        f: &mut dyn FnMut(&[&dyn Source]) -> Result<belay_store::repair::RepairReport>,
+    ) -> Result<belay_store::repair::RepairReport> {
+        match boards.split_first() {
+            None => f(open),
+            Some(((port, baud), rest)) => crate::board::with_source(port, *baud, p, |b| {
+                let mut all = open.to_vec();
+                all.push(b);
+                with_boards(rest, &all, p, f)
+            }),
+        }
+    }
+    let counter = p.counter("repair");
+    let folders: Vec<&dyn Source> = folders.iter().map(|f| f as &dyn Source).collect();
+    let report = with_boards(&boards, &folders, p, &mut |all| {
+        Ok(belay_store::repair::repair(
+            repo, all, read_data, &*counter,
+        )?)
+    });
+    counter.finish();
+    drop(counter);
+    let r = report?;
+    Ok(RepairResult {
+        ok: r.lost.is_empty(),
+        damaged: r.damaged,
+        restored: r.restored,
+        files_read: r.files_read,
+        lost: r
+            .lost
+            .into_iter()
+            .map(|l| LostEntry {
+                snapshot: l.snapshot,
+                source: l.source,
+                path: belay_store::path::display(&l.path),
+                objects: l.objects,
+            })
+            .collect(),
+    })
+}
