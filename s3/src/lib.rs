@@ -30,7 +30,7 @@
 //! | method | requests |
 //! |---|---|
 //! | `read(key, max)` | one GET, streamed: past `max` bytes the connection is dropped and `InvalidData` returned |
-//! | `read_range` | a chunk of a pack (`objects/…`, under 4 MiB): served from a read-ahead window when one holds it, else a ranged GET of the 4 MiB-aligned block holding it (the last block of a pack: a second GET of the rest), kept as a window (16 kept); anything else: one ranged GET (short → `UnexpectedEof`) |
+//! | `read_range` | a chunk of a pack (`objects/…`, under 4 MiB): served from a read-ahead window when one holds it, else a ranged GET of the 4 MiB-aligned block holding it (streamed: the shorter last block of a pack is one GET too), kept as a window (16 kept); anything else: one ranged GET (short → `UnexpectedEof`) |
 //! | `stat` | one HEAD: size, and `mtime` = the server's `Last-Modified` |
 //! | `put_new` | one PUT with `If-None-Match: *` (412/409 → `AlreadyExisted`); on a server that ignores the header: a HEAD, then a PUT (see below) |
 //! | `put_replace` | one PUT |
@@ -647,6 +647,12 @@ fn info(m: &opendal::Metadata) -> FileInfo {
     }
 }
 
+/// The object ends before the range does (opendal refuses a short
+/// answer) or before it starts.
+fn short_answer(e: &opendal::Error) -> bool {
+    e.kind() == ErrorKind::RangeNotSatisfied || e.message().contains("too little data")
+}
+
 /// Bytes read past a requested chunk of a pack.
 const READ_AHEAD: u64 = 4 << 20;
 /// Windows kept (a few restores or readers at once).
@@ -677,11 +683,24 @@ impl S3Storage {
     fn read_window(&self, key: &str, offset: u64, len: u64) -> io::Result<()> {
         let start = offset - offset % READ_AHEAD;
         let end = (start + READ_AHEAD).max(offset + len);
-        let bytes = match self.get_range(key, (start..end).into())? {
-            Some(b) => b,
+        // Streamed: a shorter object (its last block) delivers what it has
+        // before opendal complains of too little data, so one GET serves.
+        let reader = self.op.reader(key).map_err(|e| self.err("read", key, e))?;
+        let mut bytes = Vec::new();
+        match reader.into_iterator(start..end) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        Ok(c) => bytes.extend_from_slice(&c.to_bytes()),
+                        Err(e) if short_answer(&e) => break,
+                        Err(e) => return Err(self.err("read", key, e)),
+                    }
+                }
+            }
             // Past the end: an empty window (the caller says EOF).
-            None => self.get_range(key, (start..).into())?.unwrap_or_default(),
-        };
+            Err(e) if short_answer(&e) => {}
+            Err(e) => return Err(self.err("read", key, e)),
+        }
         let mut windows = self.windows.lock().unwrap();
         if windows.len() >= WINDOWS {
             windows.pop_front();
@@ -703,12 +722,7 @@ impl S3Storage {
         };
         match self.op.read_options(key, opts) {
             Ok(b) => Ok(Some(b.to_vec())),
-            Err(e)
-                if e.kind() == ErrorKind::RangeNotSatisfied
-                    || e.message().contains("too little data") =>
-            {
-                Ok(None)
-            }
+            Err(e) if short_answer(&e) => Ok(None),
             Err(e) => Err(self.err("read", key, e)),
         }
     }
