@@ -44,40 +44,12 @@ pub struct GcResult {
     pub trash_expires_in: Option<Duration>,
     pub temp_files_removed: u64,
     #[serde(flatten)]
-    pub packs: PackJson,
+    pub packs: PackFigures,
     pub warnings: Vec<String>,
     /// Journal files folded into one (entries older than a week).
     #[serde(skip)]
     pub journal_files_compacted: usize,
     pub seconds: f64,
-}
-
-/// What gc found and did to packs (format 2).
-#[derive(Clone, Debug, Serialize)]
-pub struct PackJson {
-    pub packs: u64,
-    pub packs_live: u64,
-    pub packs_repacked: u64,
-    pub packs_written: u64,
-    pub objects_repacked: u64,
-    pub bytes_repacked: u64,
-    pub loose_packed: u64,
-    pub indexes_superseded: u64,
-}
-
-impl From<PackFigures> for PackJson {
-    fn from(p: PackFigures) -> PackJson {
-        PackJson {
-            packs: p.packs,
-            packs_live: p.packs_live,
-            packs_repacked: p.packs_repacked,
-            packs_written: p.packs_written,
-            objects_repacked: p.objects_repacked,
-            bytes_repacked: p.bytes_repacked,
-            loose_packed: p.loose_packed,
-            indexes_superseded: p.indexes_superseded,
-        }
-    }
 }
 
 /// Sweep what no snapshot or ref reaches (after the grace period),
@@ -123,7 +95,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, p: &dyn Progress) -> Result<GcResult> {
         trash_expires_in_seconds: r.trash_expires_in.map(|d| d.as_secs()),
         trash_expires_in: r.trash_expires_in,
         temp_files_removed: r.temp_files_removed,
-        packs: r.packs.into(),
+        packs: r.packs,
         warnings: r.warnings,
         journal_files_compacted: compacted,
         seconds: started.elapsed().as_secs_f64(),
@@ -211,16 +183,8 @@ pub fn check(repo: &Repo, read_data: ReadData, p: &dyn Progress) -> Result<Check
     })
 }
 
-/// What `migrate` did; `--json` prints it.
-#[derive(Clone, Debug, Serialize)]
-pub struct MigrateResult {
-    pub from: u64,
-    pub to: u64,
-    pub already: bool,
-    pub objects_packed: u64,
-    pub packs_written: u64,
-    pub warnings: Vec<String>,
-}
+/// What `migrate` did; `--json` prints it (the store's report).
+pub type MigrateResult = belay_store::migrate::MigrateReport;
 
 /// Format 1 → 2 in place.
 pub fn migrate(repo: &Repo, p: &dyn Progress) -> Result<MigrateResult> {
@@ -228,15 +192,7 @@ pub fn migrate(repo: &Repo, p: &dyn Progress) -> Result<MigrateResult> {
     let r = belay_store::migrate::migrate(repo, &*counter);
     counter.finish();
     drop(counter);
-    let r = r?;
-    Ok(MigrateResult {
-        from: r.from,
-        to: r.to,
-        already: r.already,
-        objects_packed: r.objects_packed,
-        packs_written: r.packs_written,
-        warnings: r.warnings,
-    })
+    Ok(r?)
 }
 
 /// A lock or backup session file, as `unlock` reports it.

@@ -15,7 +15,7 @@ use crate::gc::{self, Progress};
 use crate::repo::Repo;
 use crate::session::GcLock;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct MigrateReport {
     pub from: u64,
     pub to: u64,

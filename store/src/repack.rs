@@ -34,7 +34,7 @@ pub struct PackPlan {
 }
 
 /// What one gc run found and did to packs (part of gc's report).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PackFigures {
     /// Pack files listed and present, and those still live.
     pub packs: u64,
