@@ -2,54 +2,34 @@
 //! compact the journal), `check` (every reachable object is there and
 //! decodes; with read-data, re-hashed) and `migrate` (format 1 → 2).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use belay_store::ObjectId;
 use belay_store::Repo;
 use belay_store::check::{self, ReadData};
 use belay_store::gc::{self, GcOptions};
-use belay_store::repack::PackFigures;
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::progress::Progress;
 
-/// What `gc` did (or would do, with `dry_run`); `--json` prints it.
+/// What `gc` did (or would do, with `dry_run`); `--json` prints it: the
+/// store's report, and the time it took.
 #[derive(Clone, Debug, Serialize)]
 pub struct GcResult {
-    pub dry_run: bool,
-    pub generation: u64,
-    pub roots: u64,
-    pub objects: u64,
-    pub bytes: u64,
-    pub live_objects: u64,
-    pub live_bytes: u64,
-    pub deleted_objects: u64,
-    pub deleted_bytes: u64,
-    pub condemned_objects: u64,
-    pub condemned_bytes: u64,
-    pub pending_objects: u64,
-    pub pending_bytes: u64,
-    pub next_deletion_in_seconds: Option<u64>,
-    /// When the oldest pending condemnation becomes deletable.
-    #[serde(skip)]
-    pub next_deletion_in: Option<Duration>,
-    pub postponed_by: Vec<String>,
-    pub deleted_while_backups_ran: bool,
-    pub stale_sessions_removed: u64,
-    pub trash_emptied: u64,
-    pub trash_kept: u64,
-    pub trash_expires_in_seconds: Option<u64>,
-    #[serde(skip)]
-    pub trash_expires_in: Option<Duration>,
-    pub temp_files_removed: u64,
     #[serde(flatten)]
-    pub packs: PackFigures,
-    pub warnings: Vec<String>,
+    pub report: gc::GcReport,
     /// Journal files folded into one (entries older than a week).
     #[serde(skip)]
     pub journal_files_compacted: usize,
     pub seconds: f64,
+}
+
+impl std::ops::Deref for GcResult {
+    type Target = gc::GcReport;
+    fn deref(&self) -> &gc::GcReport {
+        &self.report
+    }
 }
 
 /// Sweep what no snapshot or ref reaches (after the grace period),
@@ -72,31 +52,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions, p: &dyn Progress) -> Result<GcResult> {
         })
     };
     Ok(GcResult {
-        dry_run: r.dry_run,
-        generation: r.generation,
-        roots: r.roots,
-        objects: r.objects,
-        bytes: r.bytes,
-        live_objects: r.live_objects,
-        live_bytes: r.live_bytes,
-        deleted_objects: r.deleted_objects,
-        deleted_bytes: r.deleted_bytes,
-        condemned_objects: r.condemned_objects,
-        condemned_bytes: r.condemned_bytes,
-        pending_objects: r.pending_objects,
-        pending_bytes: r.pending_bytes,
-        next_deletion_in_seconds: r.next_deletion_in.map(|d| d.as_secs()),
-        next_deletion_in: r.next_deletion_in,
-        postponed_by: r.postponed_by,
-        deleted_while_backups_ran: r.deleted_while_backups_ran,
-        stale_sessions_removed: r.stale_sessions_removed,
-        trash_emptied: r.trash_emptied,
-        trash_kept: r.trash_kept,
-        trash_expires_in_seconds: r.trash_expires_in.map(|d| d.as_secs()),
-        trash_expires_in: r.trash_expires_in,
-        temp_files_removed: r.temp_files_removed,
-        packs: r.packs,
-        warnings: r.warnings,
+        report: r,
         journal_files_compacted: compacted,
         seconds: started.elapsed().as_secs_f64(),
     })

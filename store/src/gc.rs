@@ -61,7 +61,9 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-#[derive(Clone, Debug, Default)]
+/// What a gc run did; serialised as `gc --json` prints it (durations in
+/// whole seconds, as `*_seconds`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct GcReport {
     pub dry_run: bool,
     /// The generation this gc set (unchanged with `dry_run`).
@@ -83,6 +85,7 @@ pub struct GcReport {
     pub pending_objects: u64,
     pub pending_bytes: u64,
     /// When the oldest pending condemnation becomes deletable.
+    #[serde(rename = "next_deletion_in_seconds", serialize_with = "seconds")]
     pub next_deletion_in: Option<Duration>,
     /// Backups whose sessions postponed deletion.
     pub postponed_by: Vec<String>,
@@ -95,11 +98,20 @@ pub struct GcReport {
     /// younger than the grace period, so `undo-forget` still works.
     pub trash_kept: u64,
     /// When a gc may empty them.
+    #[serde(rename = "trash_expires_in_seconds", serialize_with = "seconds")]
     pub trash_expires_in: Option<Duration>,
     pub temp_files_removed: u64,
     /// Format v2: what this run found and did to packs.
+    #[serde(flatten)]
     pub packs: crate::repack::PackFigures,
     pub warnings: Vec<String>,
+}
+
+fn seconds<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&d.map(|d| d.as_secs()), s)
 }
 
 struct CondemnedList {
